@@ -1,0 +1,16 @@
+import { z } from 'zod';
+import { HangarError } from './errors.js';
+
+/**
+ * Parse untrusted input (API bodies, config files, guest messages) with a zod
+ * schema and turn the first problem into one readable error naming the key.
+ */
+export function parseInput<T extends z.ZodType>(schema: T, input: unknown, what: string): z.infer<T> {
+  const result = schema.safeParse(input);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0]!;
+  const path = issue.path.length ? issue.path.map(String).join('.') : '(root)';
+  throw new HangarError('BAD_REQUEST', `invalid ${what}: ${path}: ${issue.message}`, {
+    detail: result.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message })),
+  });
+}
