@@ -1,0 +1,1 @@
+export { startDaemon, parseListen, type Daemon, type DaemonOptions, type Mount } from './daemon.js';
