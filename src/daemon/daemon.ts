@@ -14,6 +14,8 @@ export interface DaemonOptions {
   dataDir: string;
   /** host:port; port 0 picks a free one (tests). */
   listen: string;
+  /** host:port of the HTTP edge proxy (default 127.0.0.1:8080). */
+  proxyListen?: string;
   logger?: Logger;
 }
 
