@@ -9,6 +9,7 @@ import { accountsRoutes } from '../api/accounts-routes.js';
 import { sendApiError } from '../api/errors.js';
 import { createLogger, type Logger } from '../shared/log.js';
 import { HangarError } from '../shared/errors.js';
+import { createRegistry, type Registry } from '../registry/index.js';
 
 export interface DaemonOptions {
   dataDir: string;
@@ -32,6 +33,7 @@ export interface Daemon {
   dataDir: string;
   store: Store;
   accounts: Accounts;
+  registry: Registry;
   close(): Promise<void>;
 }
 
@@ -58,6 +60,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const router = new Router();
   accountsRoutes(router, accounts);
   const mounts: Mount[] = [];
+  const registry = createRegistry({ dataDir: options.dataDir, store, accounts, log });
+  mounts.push(registry);
 
   const server: Server = createServer((req, res) => {
     void dispatch(req, res);
@@ -114,12 +118,14 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     dataDir: options.dataDir,
     store,
     accounts,
+    registry,
     close() {
       closing ??= (async () => {
         await new Promise<void>((resolve) => {
           server.close(() => resolve());
           server.closeAllConnections();
         });
+        registry.close();
         store.close();
       })();
       return closing;

@@ -2,6 +2,14 @@ import type { Command } from '../command.js';
 import { daemonCommands } from './daemon.js';
 import { authCommands } from './auth.js';
 import { accountCommands } from './accounts.js';
+import { machineCommands } from './machines.js';
+import { logCommands } from './logs.js';
 
 /** Every CLI command; each component's commands live in their own module. */
-export const allCommands: Command[] = [...daemonCommands, ...authCommands, ...accountCommands];
+export const allCommands: Command[] = [
+  ...daemonCommands,
+  ...authCommands,
+  ...accountCommands,
+  ...machineCommands,
+  ...logCommands,
+];

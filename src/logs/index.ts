@@ -1,0 +1,1 @@
+export { LogStore, MAX_LINE_BYTES, type LogLine, type LogQuery, type LogStream } from './log-store.js';

@@ -1,0 +1,4 @@
+export { Registry, createRegistry, type RegistryOptions, type GcResult } from './registry.js';
+export { writeDockerConfig, type DockerConfigResult } from './docker-config.js';
+export { MT as MEDIA_TYPES } from './manifests.js';
+export type { LocalImageStore } from '../shared/image-store.js';

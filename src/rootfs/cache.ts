@@ -1,0 +1,393 @@
+/**
+ * The rootfs cache: one EROFS image per image-manifest digest under
+ * <dataDir>/rootfs/images/<alg>-<hex>/ (rootfs.erofs + image.json).
+ *
+ * - An entry exists only once it is complete: it is built in rootfs/tmp/,
+ *   fsynced, then renamed into images/ in one step, so a crash mid-conversion
+ *   leaves at most a tmp dir (swept on the next start), never a half entry.
+ * - Concurrent requests for one image convert it once: an in-process promise
+ *   per digest, plus a lock file (O_EXCL, holder pid inside) for other
+ *   processes sharing the data dir.
+ * - Size budget with least-recently-used eviction; entries with live leases
+ *   (held by running machines of this process) are never evicted.
+ */
+import {
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  statfsSync,
+  unlinkSync,
+  utimesSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { HangarError } from '../shared/errors.js';
+import type { LocalImageStore } from '../shared/image-store.js';
+import { parseImageReference, formatReference, type ImageReference } from './reference.js';
+import { LocalStoreSource, type ImageSource } from './source.js';
+import { RegistrySource, type Credentials } from './registry-client.js';
+import {
+  DEFAULT_LIMITS,
+  buildErofs,
+  buildTree,
+  resolveImage,
+  type ConvertLimits,
+  type ResolvedImage,
+  type ZstdMode,
+} from './convert.js';
+import type { ImageConfig } from './manifest.js';
+
+export interface RootfsCacheOptions {
+  /** Hangar's data directory; the cache lives in <dataDir>/rootfs. */
+  dataDir: string;
+  /** Total size of cached images to keep (default 20 GiB). */
+  budgetBytes?: number;
+  /** Hangar's own registry content store: read directly, no HTTP. */
+  localStore?: LocalImageStore;
+  /** host[:port] names of Hangar's own registry (e.g. "127.0.0.1:5000"): such references use localStore. */
+  localRegistryHosts?: string[];
+  limits?: Partial<ConvertLimits>;
+  /** Where layer trees are unpacked before mkfs.erofs (default: /dev/shm when it has room, else the cache's tmp dir). */
+  scratchDir?: string;
+  /** How zstd layers are decompressed: the zstd CLI (default) or the pure-JS fzstd. */
+  zstd?: ZstdMode;
+}
+
+export interface AcquireOptions {
+  credentials?: Credentials;
+  signal?: AbortSignal;
+}
+
+export interface RootfsLease {
+  /** Give the image back (idempotent); until then it is never evicted. */
+  release(): void;
+}
+
+export interface AcquiredRootfs {
+  lease: RootfsLease;
+  /** Absolute path of the read-only EROFS image. */
+  imagePath: string;
+  /** Image manifest digest (linux/amd64). */
+  digest: string;
+  config: ImageConfig;
+  sizeBytes: number;
+  image: ResolvedImage;
+  /** true when this call had to pull and convert. */
+  converted: boolean;
+}
+
+export interface InspectResult extends ResolvedImage {
+  /** Size of the cached EROFS image, or null when not converted yet. */
+  cachedSizeBytes: number | null;
+}
+
+interface EntryMeta {
+  image: ResolvedImage;
+  sizeBytes: number;
+  createdAt: string;
+  stats: Record<string, number>;
+}
+
+export class RootfsCache {
+  readonly dir: string;
+  private readonly imagesDir: string;
+  private readonly tmpDir: string;
+  private readonly locksDir: string;
+  private readonly budget: number;
+  private readonly limits: ConvertLimits;
+  private readonly localHosts: Set<string>;
+  private readonly inflight = new Map<string, Promise<EntryMeta>>();
+  private readonly leases = new Map<string, number>();
+  private swept = false;
+
+  constructor(private readonly options: RootfsCacheOptions) {
+    this.dir = join(options.dataDir, 'rootfs');
+    this.imagesDir = join(this.dir, 'images');
+    this.tmpDir = join(this.dir, 'tmp');
+    this.locksDir = join(this.dir, 'locks');
+    for (const d of [this.imagesDir, this.tmpDir, this.locksDir]) mkdirSync(d, { recursive: true });
+    this.budget = options.budgetBytes ?? 20 * 1024 ** 3;
+    this.limits = { ...DEFAULT_LIMITS, ...options.limits };
+    this.localHosts = new Set(options.localRegistryHosts ?? []);
+  }
+
+  /** Resolve a reference without converting: digest, platform, config, layers. */
+  async inspect(ref: string, options: AcquireOptions = {}): Promise<InspectResult> {
+    const { image } = await this.resolve(ref, options);
+    const meta = this.readEntry(image.digest);
+    return { ...image, cachedSizeBytes: meta?.sizeBytes ?? null };
+  }
+
+  /**
+   * Get a read-only root filesystem image for `ref`, converting it on first
+   * use. Call lease.release() when the machine stops using it.
+   */
+  async acquire(ref: string, options: AcquireOptions = {}): Promise<AcquiredRootfs> {
+    this.sweep();
+    const { image, source } = await this.resolve(ref, options);
+    const digest = image.digest;
+    // Lease before any await so a concurrent eviction cannot take it.
+    this.leases.set(digest, (this.leases.get(digest) ?? 0) + 1);
+    let released = false;
+    const lease: RootfsLease = {
+      release: () => {
+        if (released) return;
+        released = true;
+        const n = (this.leases.get(digest) ?? 1) - 1;
+        if (n <= 0) this.leases.delete(digest);
+        else this.leases.set(digest, n);
+      },
+    };
+    try {
+      let converted = false;
+      let meta = this.readEntry(digest);
+      if (!meta) {
+        let p = this.inflight.get(digest);
+        if (!p) {
+          converted = true;
+          p = this.buildLocked(image, source, options.signal).finally(() => this.inflight.delete(digest));
+          this.inflight.set(digest, p);
+        }
+        meta = await p;
+        if (converted) await this.evict(digest);
+      }
+      try {
+        const now = new Date();
+        utimesSync(this.entryDir(digest), now, now); // LRU stamp
+      } catch {
+        // best effort
+      }
+      return {
+        lease,
+        imagePath: join(this.entryDir(digest), 'rootfs.erofs'),
+        digest,
+        config: meta.image.config,
+        sizeBytes: meta.sizeBytes,
+        image: meta.image,
+        converted,
+      };
+    } catch (e) {
+      lease.release();
+      throw e;
+    }
+  }
+
+  /** Digests currently cached, least recently used first. */
+  list(): { digest: string; sizeBytes: number; lastUsed: Date; leases: number }[] {
+    const out = [];
+    for (const name of readdirSync(this.imagesDir)) {
+      const digest = name.replace('-', ':');
+      const meta = this.readEntry(digest);
+      if (!meta) continue;
+      out.push({ digest, sizeBytes: meta.sizeBytes, lastUsed: statSync(this.entryDir(digest)).mtime, leases: this.leases.get(digest) ?? 0 });
+    }
+    return out.sort((a, b) => a.lastUsed.getTime() - b.lastUsed.getTime());
+  }
+
+  private entryDir(digest: string): string {
+    return join(this.imagesDir, digest.replace(':', '-'));
+  }
+
+  private readEntry(digest: string): EntryMeta | undefined {
+    try {
+      return JSON.parse(readFileSync(join(this.entryDir(digest), 'image.json'), 'utf8')) as EntryMeta;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async resolve(ref: string, options: AcquireOptions): Promise<{ image: ResolvedImage; source: ImageSource }> {
+    const parsed = parseImageReference(ref);
+    let lastNotFound: unknown;
+    for (const c of this.candidates(parsed, options.credentials)) {
+      try {
+        const image = await resolveImage(c.source, parsed.reference, c.canonical, options.signal);
+        return { image, source: c.source };
+      } catch (e) {
+        if (c.fallThrough && e instanceof HangarError && e.code === 'IMAGE_NOT_FOUND') {
+          lastNotFound = e;
+          continue;
+        }
+        throw e;
+      }
+    }
+    throw lastNotFound;
+  }
+
+  /**
+   * Which sources to try. A reference naming Hangar's registry host uses the
+   * local store only; a reference with no host tries the local store first
+   * (`app:tag`, or mirrored bases like `debian`) and then Docker Hub.
+   */
+  private candidates(r: ImageReference, credentials?: Credentials): { source: ImageSource; canonical: string; fallThrough: boolean }[] {
+    const store = this.options.localStore;
+    const suffix = `${r.tag ? `:${r.tag}` : ''}${r.digest ? `@${r.digest}` : ''}`;
+    if (r.host !== undefined && this.localHosts.has(r.host)) {
+      if (!store) throw new HangarError('INTERNAL', 'the rootfs cache has no local store configured', { status: 500 });
+      return [{ source: new LocalStoreSource(store, r.path), canonical: `${r.host}/${r.path}${suffix}`, fallThrough: false }];
+    }
+    const out: { source: ImageSource; canonical: string; fallThrough: boolean }[] = [];
+    if (r.host === undefined && store) {
+      out.push({ source: new LocalStoreSource(store, r.path), canonical: `${r.path}${suffix}`, fallThrough: true });
+      if (!r.path.includes('/'))
+        out.push({ source: new LocalStoreSource(store, r.repository), canonical: `${r.repository}${suffix}`, fallThrough: true });
+    }
+    out.push({ source: new RegistrySource(r.registry, r.repository, { credentials }), canonical: formatReference(r), fallThrough: false });
+    return out;
+  }
+
+  private async buildLocked(image: ResolvedImage, source: ImageSource, signal?: AbortSignal): Promise<EntryMeta> {
+    const lockPath = join(this.locksDir, `${image.digest.replace(':', '-')}.lock`);
+    await acquireLock(lockPath, signal);
+    try {
+      const existing = this.readEntry(image.digest);
+      if (existing) return existing; // another process built it while we waited
+      return await this.build(image, source, signal);
+    } finally {
+      try {
+        unlinkSync(lockPath);
+      } catch {
+        // already gone
+      }
+    }
+  }
+
+  private async build(image: ResolvedImage, source: ImageSource, signal?: AbortSignal): Promise<EntryMeta> {
+    const work = mkdtempSync(join(this.tmpDir, `${process.pid}-`));
+    const scratch = mkdtempSync(join(this.scratchFor(image), `hangar-rootfs-${process.pid}-`));
+    const tree = join(scratch, 'root');
+    try {
+      mkdirSync(tree, { mode: 0o755 });
+      const stats = await buildTree(source, image, tree, { limits: this.limits, signal, zstd: this.options.zstd });
+      const out = join(work, 'rootfs.erofs');
+      await buildErofs(tree, out, signal);
+      const sizeBytes = statSync(out).size;
+      const meta: EntryMeta = { image, sizeBytes, createdAt: new Date().toISOString(), stats };
+      writeFileSync(join(work, 'image.json'), JSON.stringify(meta, null, 2));
+      for (const f of ['rootfs.erofs', 'image.json']) fsyncPath(join(work, f));
+      fsyncPath(work);
+      renameSync(work, this.entryDir(image.digest));
+      fsyncPath(this.imagesDir);
+      return meta;
+    } finally {
+      await rm(scratch, { recursive: true, force: true });
+      await rm(work, { recursive: true, force: true });
+    }
+  }
+
+  /** Unpack on tmpfs when it comfortably fits: no disk writes for a tree that lives seconds. */
+  private scratchFor(image: ResolvedImage): string {
+    if (this.options.scratchDir) return this.options.scratchDir;
+    const estimate = Math.max(image.compressedSize * 4, 64 << 20);
+    try {
+      const s = statfsSync('/dev/shm');
+      if (s.bavail * s.bsize > estimate * 2) return '/dev/shm';
+    } catch {
+      // no /dev/shm
+    }
+    return this.tmpDir;
+  }
+
+  /** Remove least recently used, unleased entries until the cache fits the budget. */
+  private async evict(justBuilt: string): Promise<void> {
+    const entries = this.list();
+    let total = entries.reduce((n, e) => n + e.sizeBytes, 0);
+    for (const e of entries) {
+      if (total <= this.budget) break;
+      if (e.digest === justBuilt || (this.leases.get(e.digest) ?? 0) > 0 || this.inflight.has(e.digest)) continue;
+      // Rename first so the entry vanishes atomically, then delete at leisure.
+      const grave = join(this.tmpDir, `evicted-${process.pid}-${e.digest.replace(':', '-')}`);
+      try {
+        renameSync(this.entryDir(e.digest), grave);
+      } catch {
+        continue;
+      }
+      total -= e.sizeBytes;
+      await rm(grave, { recursive: true, force: true });
+    }
+  }
+
+  /** Remove what crashed conversions (of dead processes) left behind. */
+  private sweep(): void {
+    if (this.swept) return;
+    this.swept = true;
+    const dead = (name: string, prefix: string) => {
+      const pid = Number(name.slice(prefix.length).split('-')[0]);
+      return Number.isInteger(pid) && pid > 0 && pid !== process.pid && !alive(pid);
+    };
+    for (const name of readdirSync(this.tmpDir)) {
+      if (dead(name, '') || (name.startsWith('evicted-') && dead(name, 'evicted-')))
+        rmSync(join(this.tmpDir, name), { recursive: true, force: true });
+      else if (name.startsWith('hangar-rootfs-') && dead(name, 'hangar-rootfs-'))
+        rmSync(join(this.tmpDir, name), { recursive: true, force: true });
+    }
+    try {
+      for (const name of readdirSync('/dev/shm'))
+        if (name.startsWith('hangar-rootfs-') && dead(name, 'hangar-rootfs-'))
+          rmSync(join('/dev/shm', name), { recursive: true, force: true });
+    } catch {
+      // no /dev/shm
+    }
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function fsyncPath(p: string): void {
+  const fd = openSync(p, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A cross-process lock: a file created with O_EXCL holding the owner's pid; stale locks of dead processes are taken over. */
+async function acquireLock(path: string, signal?: AbortSignal): Promise<void> {
+  for (;;) {
+    try {
+      const fd = openSync(path, 'wx');
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    let pid = NaN;
+    try {
+      pid = Number(readFileSync(path, 'utf8'));
+    } catch {
+      continue; // released meanwhile
+    }
+    if (Number.isInteger(pid) && pid > 0 && !alive(pid)) {
+      const stale = `${path}.stale-${process.pid}`;
+      try {
+        renameSync(path, stale);
+        unlinkSync(stale);
+      } catch {
+        // someone else took it over
+      }
+      continue;
+    }
+    if (signal?.aborted) throw new HangarError('ABORTED', 'cancelled while waiting for another conversion of this image', { status: 499 });
+    await sleep(100);
+  }
+}
+

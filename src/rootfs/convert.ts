@@ -1,0 +1,287 @@
+/**
+ * Resolve an image (manifest → platform → config) and turn its layers into a
+ * tree and then an EROFS image. Each layer is read once: the blob stream is
+ * hashed, decompressed and parsed as it arrives, and file bodies go straight
+ * to their final place in the tree.
+ */
+import { createHash } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import { Decompress as ZstdDecompress } from 'fzstd';
+import { HangarError } from '../shared/errors.js';
+import { run } from '../shared/process.js';
+import {
+  MAX_CONFIG_BYTES,
+  choosePlatform,
+  parseImageConfig,
+  parseManifest,
+  type Descriptor,
+  type ImageConfig,
+  type Platform,
+} from './manifest.js';
+import type { ImageSource } from './source.js';
+import { isDigest } from './reference.js';
+import { TarFormatError, TarParser } from './tar.js';
+import { LayerLimitError, TreeWriter, UnsafeEntryError, type TreeLimits } from './apply.js';
+
+export interface ResolvedImage {
+  /** Canonical reference that was resolved, e.g. 127.0.0.1:5000/app:v1. */
+  reference: string;
+  /** Where it came from (Hangar's registry or a remote host). */
+  source: string;
+  /** Digest of the linux/amd64 image manifest: the cache key. */
+  digest: string;
+  /** Digest of the index / manifest list the reference pointed at, if any. */
+  indexDigest: string | null;
+  mediaType: string;
+  platform: Platform;
+  config: ImageConfig;
+  configDigest: string;
+  layers: Descriptor[];
+  /** Sum of the (compressed) layer sizes. */
+  compressedSize: number;
+}
+
+export interface ConvertLimits {
+  /** Bytes of decompressed tar over all layers. */
+  maxExpandedBytes: number;
+  /** Entries over all layers. */
+  maxEntries: number;
+}
+
+export const DEFAULT_LIMITS: ConvertLimits = { maxExpandedBytes: 16 * 1024 ** 3, maxEntries: 2_000_000 };
+
+class DigestError extends Error {}
+
+export function digestOf(bytes: Buffer, alg = 'sha256'): string {
+  return `${alg}:${createHash(alg).update(bytes).digest('hex')}`;
+}
+
+function verifyBytes(bytes: Buffer, digest: string, what: string): void {
+  const alg = digest.split(':')[0]!;
+  if (digestOf(bytes, alg) !== digest)
+    throw new HangarError('DIGEST_MISMATCH', `${what}: content does not match its digest ${digest}; the registry served corrupt data, push the image again`, {
+      status: 502,
+    });
+}
+
+export async function resolveImage(
+  source: ImageSource,
+  reference: string,
+  canonical: string,
+  signal?: AbortSignal,
+): Promise<ResolvedImage> {
+  const what = canonical;
+  const top = await source.fetchManifest(reference, signal);
+  const topDigest = digestOf(top.bytes, reference.startsWith('sha512:') ? 'sha512' : 'sha256');
+  if (isDigest(reference)) verifyBytes(top.bytes, reference, what);
+  let parsed = parseManifest(top.bytes, top.mediaType, what);
+  let digest = topDigest;
+  let indexDigest: string | null = null;
+  if (parsed.kind === 'index') {
+    indexDigest = topDigest;
+    const chosen = choosePlatform(parsed, what);
+    const child = await source.fetchManifest(chosen.digest, signal);
+    verifyBytes(child.bytes, chosen.digest, what);
+    parsed = parseManifest(child.bytes, child.mediaType ?? chosen.mediaType, what);
+    if (parsed.kind !== 'manifest')
+      throw new HangarError('BAD_IMAGE', `${what}: an index points at another index; nested indexes are not supported`, { status: 422 });
+    digest = chosen.digest;
+  }
+  const configBytes = await source.fetchBlob(parsed.config.digest, MAX_CONFIG_BYTES, signal);
+  verifyBytes(configBytes, parsed.config.digest, `${what} (config)`);
+  const cfg = parseImageConfig(configBytes, what);
+  return {
+    reference: canonical,
+    source: source.name,
+    digest,
+    indexDigest,
+    mediaType: parsed.mediaType,
+    platform: cfg.platform,
+    config: cfg.config,
+    configDigest: parsed.config.digest,
+    layers: parsed.layers,
+    compressedSize: parsed.layers.reduce((n, l) => n + l.size, 0),
+  };
+}
+
+export type ZstdMode = 'cli' | 'js';
+
+export interface BuildTreeOptions {
+  limits?: ConvertLimits;
+  signal?: AbortSignal;
+  zstd?: ZstdMode;
+}
+
+/** Apply every layer of `image` to the (empty) directory `root`. */
+export async function buildTree(source: ImageSource, image: ResolvedImage, root: string, options: BuildTreeOptions = {}) {
+  const limits = options.limits ?? DEFAULT_LIMITS;
+  const treeLimits: TreeLimits = { maxEntries: limits.maxEntries, maxFileBytes: limits.maxExpandedBytes };
+  const writer = new TreeWriter(root, treeLimits);
+  const budget = { expanded: 0 };
+  try {
+    for (let i = 0; i < image.layers.length; i++) {
+      const layer = image.layers[i]!;
+      try {
+        writer.beginLayer();
+        await applyLayer(source, layer, writer, budget, limits, options);
+        writer.endLayer();
+      } catch (e) {
+        throw layerError(e, layer, i, image.layers.length, image.reference);
+      }
+    }
+    writer.finish();
+  } finally {
+    writer.abort();
+  }
+  return { ...writer.stats, expandedBytes: budget.expanded };
+}
+
+async function applyLayer(
+  source: ImageSource,
+  layer: Descriptor,
+  writer: TreeWriter,
+  budget: { expanded: number },
+  limits: ConvertLimits,
+  options: BuildTreeOptions,
+): Promise<void> {
+  const signal = options.signal;
+  const blob = await source.openBlob(layer.digest, layer.size, signal);
+  const alg = layer.digest.split(':')[0]!;
+  const hash = createHash(alg);
+  let seen = 0;
+  async function* verified(): AsyncGenerator<Buffer> {
+    for await (const c of blob as AsyncIterable<Buffer>) {
+      seen += c.length;
+      if (seen > layer.size) throw new DigestError(`the blob is larger than the ${layer.size} bytes the manifest declares`);
+      hash.update(c);
+      yield c;
+    }
+    if (seen !== layer.size) throw new DigestError(`the blob ended after ${seen} of ${layer.size} bytes (truncated)`);
+    const got = `${alg}:${hash.digest('hex')}`;
+    if (got !== layer.digest) throw new DigestError(`its content hashes to ${got}, not to its digest`);
+  }
+  const parser = new TarParser(writer);
+  const feed = (c: Buffer) => {
+    budget.expanded += c.length;
+    if (budget.expanded > limits.maxExpandedBytes)
+      throw new LayerLimitError(`the image expands to more than ${limits.maxExpandedBytes} bytes (limit); it may be a decompression bomb`);
+    if (!parser.ended) parser.write(c);
+  };
+  const consume = async (src: AsyncIterable<Buffer>) => {
+    for await (const c of src) {
+      if (signal?.aborted) throw signal.reason;
+      feed(c);
+    }
+    parser.end();
+  };
+
+  const gen = verified();
+  const first = await gen.next();
+  if (first.done) throw new TarFormatError('the layer blob is empty (not a tar archive)');
+  const head = first.value;
+  const all = async function* () {
+    yield head;
+    yield* gen;
+  };
+  const kind = head[0] === 0x1f && head[1] === 0x8b ? 'gzip' : head.readUInt32LE(0) === 0xfd2fb528 ? 'zstd' : 'tar';
+
+  if (kind === 'gzip') {
+    await pipeline(Readable.from(all(), { objectMode: false }), createGunzip({ chunkSize: 256 << 10 }), consume, { signal });
+  } else if (kind === 'zstd' && (options.zstd ?? 'cli') === 'js') {
+    let err: unknown;
+    const d = new ZstdDecompress((chunk) => {
+      if (err === undefined) {
+        try {
+          feed(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+        } catch (e) {
+          err = e;
+        }
+      }
+    });
+    for await (const c of all()) {
+      d.push(c);
+      if (err !== undefined) throw err;
+      if (signal?.aborted) throw signal.reason;
+    }
+    d.push(new Uint8Array(0), true);
+    if (err !== undefined) throw err;
+    parser.end();
+  } else if (kind === 'zstd') {
+    await zstdCli(all(), consume, signal);
+  } else {
+    await consume(all());
+  }
+}
+
+/** Decompress through the zstd CLI (argv only): native speed, runs beside us on the other core. */
+async function zstdCli(input: AsyncIterable<Buffer>, consume: (src: AsyncIterable<Buffer>) => Promise<void>, signal?: AbortSignal) {
+  const child = spawn('zstd', ['-d', '-c', '-q', '--no-progress'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const stderr: Buffer[] = [];
+  child.stderr.on('data', (d: Buffer) => stderr.push(d));
+  const exited = new Promise<number>((resolve, reject) => {
+    child.on('error', (e) =>
+      reject(
+        (e as NodeJS.ErrnoException).code === 'ENOENT'
+          ? new HangarError('MISSING_TOOL', 'zstd is not installed; run scripts/setup.sh', { status: 500 })
+          : e,
+      ),
+    );
+    child.on('close', (code) => resolve(code ?? 1));
+  });
+  try {
+    await Promise.all([
+      pipeline(Readable.from(input), child.stdin, { signal }),
+      consume(child.stdout),
+      exited.then((code) => {
+        if (code !== 0) throw new ZstdError(Buffer.concat(stderr).toString().trim() || `zstd exited with ${code}`);
+      }),
+    ]);
+  } catch (e) {
+    child.kill('SIGKILL');
+    throw e;
+  }
+}
+
+class ZstdError extends Error {}
+
+function layerError(e: unknown, layer: Descriptor, i: number, n: number, image: string): Error {
+  const where = `layer ${i + 1} of ${n} (${layer.digest}) of ${image}`;
+  const msg = e instanceof Error ? e.message : String(e);
+  const detail = { layer: layer.digest };
+  if (e instanceof HangarError) return new HangarError(e.code, `${where}: ${e.message}`, { status: e.status, cause: e, detail });
+  if (e instanceof UnsafeEntryError)
+    return new HangarError('UNSAFE_LAYER', `${where} is unsafe: ${msg}. Hangar refuses such archives; rebuild the image from a trusted base`, {
+      status: 422,
+      detail,
+    });
+  if (e instanceof LayerLimitError)
+    return new HangarError('LAYER_TOO_LARGE', `${where}: ${msg}`, { status: 413, detail });
+  if (e instanceof DigestError)
+    return new HangarError('DIGEST_MISMATCH', `${where} failed verification: ${msg}. The registry served corrupt data; push the image again`, {
+      status: 502,
+      detail,
+    });
+  if (e instanceof TarFormatError)
+    return new HangarError('BAD_LAYER', `${where} is not a valid tar archive: ${msg}. Rebuild and push the image again`, { status: 422, detail });
+  const code = (e as NodeJS.ErrnoException)?.code;
+  if (e instanceof ZstdError || (typeof code === 'string' && code.startsWith('Z_')) || /zstd|invalid (block|zstd)|unexpected EOF/i.test(msg))
+    return new HangarError('BAD_LAYER', `${where}: its compressed stream is corrupt (${msg}). Rebuild and push the image again`, {
+      status: 422,
+      detail,
+    });
+  if ((e as Error)?.name === 'AbortError') return new HangarError('ABORTED', `${where}: conversion was cancelled`, { status: 499, cause: e });
+  if (code === 'ENOSPC')
+    return new HangarError('NO_SPACE', `${where}: out of disk space while unpacking; free space or lower the rootfs cache budget`, {
+      status: 507,
+      expose: true,
+    });
+  return new HangarError('INTERNAL', `${where}: unpacking failed: ${msg}`, { status: 500, cause: e, detail });
+}
+
+/** Build the read-only image. Uncompressed: under TCG, decompression in the guest costs more than the bytes saved. */
+export async function buildErofs(tree: string, out: string, signal?: AbortSignal): Promise<void> {
+  await run('mkfs.erofs', ['--quiet', '--preserve-mtime', out, tree], { signal } as never);
+}
