@@ -74,7 +74,8 @@ export function sendRegistryError(req: IncomingMessage, res: ServerResponse, err
     return;
   }
   const headers: Record<string, string> = {};
-  if (!req.complete) headers.connection = 'close';
+  const bodyPending = !req.complete && (Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined);
+  if (bodyPending) headers.connection = 'close';
   if (err instanceof HangarError && err.expose) {
     const code = err instanceof RegistryError ? err.code : mapGeneric(err);
     const body = JSON.stringify({ errors: [{ code, message: err.message, detail: err.detail ?? null }] });
@@ -89,5 +90,5 @@ export function sendRegistryError(req: IncomingMessage, res: ServerResponse, err
     res.writeHead(500, { ...headers, 'content-length': '0' });
     res.end();
   }
-  if (!req.complete) req.resume();
+  if (bodyPending) req.resume();
 }
