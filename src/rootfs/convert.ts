@@ -170,12 +170,19 @@ async function applyLayer(
       throw new LayerLimitError(`the image expands to more than ${limits.maxExpandedBytes} bytes (limit); it may be a decompression bomb`);
     if (!parser.ended) parser.write(c);
   };
+  // The first real error wins: a stage that fails makes pipeline() destroy the
+  // others, and what surfaces then may be a generic AbortError.
+  let firstError: unknown;
   const consume = async (src: AsyncIterable<Buffer>) => {
-    for await (const c of src) {
-      if (signal?.aborted) throw signal.reason;
-      feed(c);
+    try {
+      for await (const c of src) {
+        if (signal?.aborted) throw signal.reason;
+        feed(c);
+      }
+    } catch (e) {
+      firstError ??= e;
+      throw e;
     }
-    parser.end();
   };
 
   const gen = verified();
@@ -188,6 +195,31 @@ async function applyLayer(
   };
   const kind = head[0] === 0x1f && head[1] === 0x8b ? 'gzip' : head.readUInt32LE(0) === 0xfd2fb528 ? 'zstd' : 'tar';
 
+  const verifiedAll = async function* () {
+    try {
+      yield* all();
+    } catch (e) {
+      firstError ??= e;
+      throw e;
+    }
+  };
+  try {
+    await decompressInto(kind, verifiedAll, consume, feed, options);
+  } catch (e) {
+    throw firstError ?? e;
+  }
+  // Only now is the whole blob verified and decompressed: judge the tar's ending.
+  parser.end();
+}
+
+async function decompressInto(
+  kind: 'gzip' | 'zstd' | 'tar',
+  all: () => AsyncGenerator<Buffer>,
+  consume: (src: AsyncIterable<Buffer>) => Promise<void>,
+  feed: (c: Buffer) => void,
+  options: BuildTreeOptions,
+): Promise<void> {
+  const signal = options.signal;
   if (kind === 'gzip') {
     await pipeline(Readable.from(all(), { objectMode: false }), createGunzip({ chunkSize: 256 << 10 }), consume, { signal });
   } else if (kind === 'zstd' && (options.zstd ?? 'cli') === 'js') {
@@ -208,7 +240,6 @@ async function applyLayer(
     }
     d.push(new Uint8Array(0), true);
     if (err !== undefined) throw err;
-    parser.end();
   } else if (kind === 'zstd') {
     await zstdCli(all(), consume, signal);
   } else {
