@@ -68,17 +68,17 @@ export async function handleRegistryRequest(reg: Registry, req: IncomingMessage,
         return sendJson(res, 200, {});
       }
       case 'catalog':
-        return catalog(reg, req, res, query);
+        return await catalog(reg, req, res, query);
       case 'tags':
-        return tags(reg, req, res, r.name, query);
+        return await tags(reg, req, res, r.name, query);
       case 'manifest':
-        return manifest(reg, req, res, method, r.name, r.ref);
+        return await manifest(reg, req, res, method, r.name, r.ref);
       case 'uploads':
-        return uploads(reg, req, res, method, r.name, r.id, query);
+        return await uploads(reg, req, res, method, r.name, r.id, query);
       case 'blob':
-        return blob(reg, req, res, method, r.name, r.digest);
+        return await blob(reg, req, res, method, r.name, r.digest);
       case 'referrers':
-        return referrers(reg, req, res, r.name, r.digest, query);
+        return await referrers(reg, req, res, r.name, r.digest, query);
     }
   } catch (err) {
     sendRegistryError(req, res, err, reg.log);
