@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { mountPathProblem } from '../volumes/index.js';
 
 /** Environment variable names, as POSIX shells accept them. */
 export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -78,7 +79,10 @@ export const fileSchema = z
 
 export const mountSchema = z.looseObject({
   volume: z.string().min(1),
-  path: z.string().startsWith('/', 'must be an absolute path'),
+  path: z.string().superRefine((p, ctx) => {
+    const problem = mountPathProblem(p);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  }),
   name: z.string().optional(),
 });
 

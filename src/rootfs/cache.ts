@@ -106,7 +106,7 @@ export class RootfsCache {
   private readonly budget: number;
   private readonly limits: ConvertLimits;
   private readonly localHosts: Set<string>;
-  private readonly inflight = new Map<string, Promise<EntryMeta>>();
+  private readonly inflight = new Map<string, Promise<{ meta: EntryMeta; built: boolean }>>();
   private readonly leases = new Map<string, number>();
   private swept = false;
 
@@ -153,12 +153,14 @@ export class RootfsCache {
       let meta = this.readEntry(digest);
       if (!meta) {
         let p = this.inflight.get(digest);
+        const mine = !p;
         if (!p) {
-          converted = true;
           p = this.buildLocked(image, source, options.signal).finally(() => this.inflight.delete(digest));
           this.inflight.set(digest, p);
         }
-        meta = await p;
+        const r = await p;
+        meta = r.meta;
+        converted = mine && r.built;
         if (converted) await this.evict(digest);
       }
       try {
@@ -246,13 +248,13 @@ export class RootfsCache {
     return out;
   }
 
-  private async buildLocked(image: ResolvedImage, source: ImageSource, signal?: AbortSignal): Promise<EntryMeta> {
+  private async buildLocked(image: ResolvedImage, source: ImageSource, signal?: AbortSignal): Promise<{ meta: EntryMeta; built: boolean }> {
     const lockPath = join(this.locksDir, `${image.digest.replace(':', '-')}.lock`);
     await acquireLock(lockPath, signal);
     try {
       const existing = this.readEntry(image.digest);
-      if (existing) return existing; // another process built it while we waited
-      return await this.build(image, source, signal);
+      if (existing) return { meta: existing, built: false }; // another process built it while we waited
+      return { meta: await this.build(image, source, signal), built: true };
     } finally {
       try {
         unlinkSync(lockPath);

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { lstatSync, readFileSync, readlinkSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { RootfsCache } from '../../src/rootfs/index.js';
 import { writeBusyboxImage, BUSYBOX } from '../fixtures/busybox-image.js';
 import { ociLayoutStore, writeOciImage } from '../fixtures/oci-layout.js';
@@ -74,7 +75,15 @@ test('busybox OCI layout → EROFS image with the right files, links, modes and 
   }
 });
 
-test('layers: whiteouts, opaque dirs, cross-layer hard links, dir↔file replacement, ownership, setuid, mtimes, zstd and plain tar', async () => {
+// VFS_CAP_REVISION_2 | effective, permitted = CAP_NET_BIND_SERVICE (bit 10).
+const CAP_NET_BIND = Buffer.from('0100000200040000000000000000000000000000', 'hex');
+
+function getxattrs(p: string): Record<string, string> {
+  const script = 'import json,os,sys\np=sys.argv[1]\nprint(json.dumps({n: os.getxattr(p,n,follow_symlinks=False).hex() for n in sorted(os.listxattr(p,follow_symlinks=False))}))';
+  return JSON.parse(execFileSync('python3', ['-c', script, p], { encoding: 'utf8' })) as Record<string, string>;
+}
+
+test('layers: whiteouts, opaque dirs, cross-layer hard links, dir↔file replacement, ownership, setuid, mtimes, zstd and plain tar, xattrs', async () => {
   const t = tempDir();
   try {
     const layout = join(t.dir, 'layout');
@@ -91,6 +100,7 @@ test('layers: whiteouts, opaque dirs, cross-layer hard links, dir↔file replace
       { name: 'wasfile', body: 'f' },
       { name: 'target', body: 'shared inode', mode: 0o4755, uid: 1000, gid: 1001, mtime: 1_600_000_000 },
       { name: 'link-to-target', type: 'symlink', linkname: 'target' },
+      { name: 'ping', body: 'cap', mode: 0o755, xattrs: { 'security.capability': CAP_NET_BIND, 'user.note': 'kept', 'trusted.overlay.opaque': 'y' } },
     ]);
     const l2 = makeTar([
       { name: 'etc/.wh.gone' },
@@ -141,6 +151,10 @@ test('layers: whiteouts, opaque dirs, cross-layer hard links, dir↔file replace
     const dev = lstatSync(join(out, 'null'));
     assert.ok(dev.isCharacterDevice());
     assert.equal(dev.rdev, (1 << 8) | 3);
+    assert.deepEqual(getxattrs(join(out, 'ping')), {
+      'security.capability': CAP_NET_BIND.toString('hex'),
+      'user.note': Buffer.from('kept').toString('hex'),
+    });
     } finally {
       m.unmount();
     }

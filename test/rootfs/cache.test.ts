@@ -1,0 +1,160 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, rmSync, openSync, writeSync, closeSync, writeFileSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { RootfsCache } from '../../src/rootfs/index.js';
+import { writeBusyboxImage } from '../fixtures/busybox-image.js';
+import { ociLayoutStore } from '../fixtures/oci-layout.js';
+import { makeTar } from '../fixtures/tar-writer.js';
+import { tempDir } from './helpers.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+test('concurrent requests for one image convert it once', async () => {
+  const t2 = tempDir();
+  try {
+    const layout = join(t2.dir, 'layout');
+    writeBusyboxImage(layout);
+    const cache = new RootfsCache({ dataDir: join(t2.dir, 'data'), localStore: ociLayoutStore(layout) });
+    const all = await Promise.all([cache.acquire('app'), cache.acquire('app:latest'), cache.acquire('app')]);
+    assert.equal(all.filter((r) => r.converted).length, 1);
+    assert.equal(new Set(all.map((r) => r.imagePath)).size, 1);
+    assert.equal(readdirSync(join(t2.dir, 'data', 'rootfs', 'images')).length, 1);
+    for (const r of all) r.lease.release();
+  } finally {
+    t2.cleanup();
+  }
+});
+
+test('LRU eviction within the budget never takes an image that is in use', async () => {
+  const t = tempDir();
+  try {
+    const layout = join(t.dir, 'layout');
+    for (const tag of ['a', 'b', 'c'])
+      writeBusyboxImage(layout, { tag, extraLayers: [{ tar: makeTar([{ name: `etc/which`, body: tag }]) }] });
+    const probe = new RootfsCache({ dataDir: join(t.dir, 'probe'), localStore: ociLayoutStore(layout) });
+    const one = await probe.acquire('app:a');
+    const size = one.sizeBytes;
+    const cache = new RootfsCache({ dataDir: join(t.dir, 'data'), localStore: ociLayoutStore(layout), budgetBytes: Math.floor(size * 2.5) });
+
+    const a = await cache.acquire('app:a'); // held: in use by a machine
+    const b = await cache.acquire('app:b');
+    b.lease.release();
+    await sleep(20);
+    const c = await cache.acquire('app:c');
+    c.lease.release();
+    // a is least recently used but leased, so b goes.
+    assert.deepEqual(new Set(cache.list().map((e) => e.digest)), new Set([a.digest, c.digest]));
+    assert.ok(existsSync(a.imagePath));
+    assert.equal(existsSync(b.imagePath), false);
+
+    a.lease.release();
+    a.lease.release(); // idempotent
+    await sleep(20);
+    const b2 = await cache.acquire('app:b');
+    assert.equal(b2.converted, true);
+    b2.lease.release();
+    // now a is the least recently used and free: it goes.
+    assert.deepEqual(cache.list().map((e) => e.digest), [c.digest, b.digest]);
+    assert.deepEqual(readdirSync(join(t.dir, 'data', 'rootfs', 'tmp')), []);
+  } finally {
+    t.cleanup();
+  }
+});
+
+/** Replace a layer blob by a FIFO so a conversion blocks mid-layer until the test feeds it. */
+function fifoBlob(layout: string, digest: string): { path: string; bytes: Buffer } {
+  const path = join(layout, 'blobs', 'sha256', digest.slice(7));
+  const bytes = readFileSync(path);
+  rmSync(path);
+  execFileSync('mkfifo', [path]);
+  return { path, bytes };
+}
+
+function child(dataDir: string, layout: string, ref: string): { proc: ChildProcess; lines: string[]; started: Promise<void>; done: Promise<number> } {
+  const proc = spawn(process.execPath, [join(here, 'cache-child.js'), dataDir, layout, ref], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: string[] = [];
+  let onStart!: () => void;
+  const started = new Promise<void>((r) => (onStart = r));
+  proc.stdout!.setEncoding('utf8').on('data', (d: string) => {
+    lines.push(...d.split('\n').filter(Boolean));
+    if (lines.length) onStart();
+  });
+  let err = '';
+  proc.stderr!.on('data', (d) => (err += d));
+  const done = new Promise<number>((r) => proc.on('close', (code) => r(code ?? (err ? -1 : -2))));
+  return { proc, lines, started, done };
+}
+
+async function waitFor(cond: () => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('timed out waiting');
+    await sleep(20);
+  }
+}
+
+test('two processes sharing a data dir convert an image once (lock file)', async () => {
+  const t = tempDir();
+  try {
+    const layout = join(t.dir, 'layout');
+    const img = writeBusyboxImage(layout);
+    const fifo = fifoBlob(layout, img.layerDigests[0]!);
+    const dataDir = join(t.dir, 'data');
+    const c1 = child(dataDir, layout, 'app');
+    const c2 = child(dataDir, layout, 'app');
+    await Promise.all([c1.started, c2.started]);
+    const locks = join(dataDir, 'rootfs', 'locks');
+    await waitFor(() => existsSync(locks) && readdirSync(locks).some((n) => n.endsWith('.lock')));
+    await sleep(500); // let the second process reach the lock and wait on it
+    const fd = openSync(fifo.path, 'w');
+    writeSync(fd, fifo.bytes);
+    closeSync(fd);
+    assert.deepEqual(await Promise.all([c1.done, c2.done]), [0, 0]);
+    const results = [c1, c2].map((c) => JSON.parse(c.lines[c.lines.length - 1]!) as { converted: boolean; imagePath: string });
+    assert.equal(results.filter((r) => r.converted).length, 1, JSON.stringify(results));
+    assert.equal(results[0]!.imagePath, results[1]!.imagePath);
+    assert.deepEqual(readdirSync(locks), []);
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('a crash mid-conversion leaves nothing that looks complete, and the next start cleans up', async () => {
+  const t = tempDir();
+  try {
+    const layout = join(t.dir, 'layout');
+    const img = writeBusyboxImage(layout);
+    const fifo = fifoBlob(layout, img.layerDigests[0]!);
+    const dataDir = join(t.dir, 'data');
+    const c = child(dataDir, layout, 'app');
+    await c.started;
+    const tmp = join(dataDir, 'rootfs', 'tmp');
+    await waitFor(() => existsSync(tmp) && readdirSync(tmp).length > 0);
+    const fd = openSync(fifo.path, 'w');
+    writeSync(fd, fifo.bytes.subarray(0, fifo.bytes.length >> 1)); // half a layer...
+    await sleep(300);
+    c.proc.kill('SIGKILL'); // ...then the daemon dies
+    await c.done;
+    closeSync(fd);
+    const pid = c.proc.pid!;
+    assert.deepEqual(readdirSync(join(dataDir, 'rootfs', 'images')), [], 'no entry appears');
+    assert.ok(readdirSync(tmp).length > 0, 'the crashed build left only a tmp dir');
+    assert.ok(readdirSync('/dev/shm').some((n) => n.startsWith(`hangar-rootfs-${pid}-`)), 'and its scratch tree');
+
+    rmSync(fifo.path);
+    writeFileSync(fifo.path, fifo.bytes);
+    const cache = new RootfsCache({ dataDir, localStore: ociLayoutStore(layout) });
+    const got = await cache.acquire('app');
+    assert.equal(got.converted, true);
+    assert.deepEqual(readdirSync(tmp), [], 'leftovers of the dead process are swept');
+    assert.equal(readdirSync('/dev/shm').some((n) => n.startsWith(`hangar-rootfs-${pid}-`)), false);
+    assert.deepEqual(readdirSync(join(dataDir, 'rootfs', 'locks')), [], 'the stale lock was taken over and released');
+    got.lease.release();
+  } finally {
+    t.cleanup();
+  }
+});
