@@ -15,6 +15,15 @@ export interface Caller {
 
 export const ANONYMOUS_SUB = 'anonymous';
 
+/**
+ * Repositories under `docker.io/` are Hangar's mirror of Docker Hub base
+ * images (src/build/mirror.ts). A dot never appears in an app name, so no
+ * user app can own this prefix. Every authenticated principal may pull from
+ * it; only the admin may push.
+ */
+export const MIRROR_PREFIX = 'docker.io/';
+export const isMirrorRepo = (repo: string): boolean => repo.startsWith(MIRROR_PREFIX);
+
 export class RegistryAuth {
   constructor(
     private readonly accounts: Accounts,
@@ -81,6 +90,8 @@ export class RegistryAuth {
     const { app: appName } = parseRepoName(repo);
     const app = this.accounts.findApp(appName);
     if (!app) return undefined;
+    // The base-image mirror (src/build/mirror.ts) is readable by every org; authorize() limits writes to the admin.
+    if (isMirrorRepo(repo)) return app;
     return this.accounts.mayAccessOrg(principal, app.org_id) ? app : undefined;
   }
 
@@ -99,6 +110,7 @@ export class RegistryAuth {
       if (caller.principal.orgId === null) throw regErr('NAME_UNKNOWN', `repository ${repo} is not known: its app does not exist; create it with \`hangar apps create\``);
       throw denied();
     }
+    if (isMirrorRepo(repo) && action !== 'pull' && caller.principal.orgId !== null) throw denied();
     return app;
   }
 
@@ -133,10 +145,11 @@ export class RegistryAuth {
       if (principal) {
         try {
           const app = parseRepoName(req.name) && this.accounts.findApp(parseRepoName(req.name).app);
-          const mayAct = principal.orgId === null || (app !== undefined && this.accounts.mayAccessOrg(principal, app.org_id));
+          const mirror = isMirrorRepo(req.name) && app !== undefined;
+          const mayAct = principal.orgId === null || mirror || (app !== undefined && this.accounts.mayAccessOrg(principal, app.org_id));
           if (mayAct) {
             const wanted = req.actions.includes('*') ? ALL_ACTIONS : req.actions;
-            allowed = ALL_ACTIONS.filter((a) => wanted.includes(a));
+            allowed = ALL_ACTIONS.filter((a) => wanted.includes(a) && (principal.orgId === null || !mirror || a === 'pull'));
           }
         } catch {
           allowed = [];
