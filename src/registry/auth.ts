@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import type { Accounts, App, Principal } from '../accounts/index.js';
 import { HangarError } from '../shared/errors.js';
-import { regErr } from './errors.js';
+import { regErr, RegistryError } from './errors.js';
 import { parseRepoName } from './names.js';
 import { ALL_ACTIONS, looksLikeJwt, parseScopes, SERVICE, TokenSigner, type Access, type Action } from './tokens.js';
 
@@ -75,6 +75,7 @@ export class RegistryAuth {
         return { principal: this.accounts.authenticate(colon >= 0 ? decoded.slice(colon + 1) : decoded) };
       }
     } catch (e) {
+      if (e instanceof RegistryError) throw e;
       if (e instanceof HangarError && e.code === 'UNAUTHORIZED') throw this.unauthorized(req, e.message, scope);
       throw e;
     }
@@ -100,6 +101,7 @@ export class RegistryAuth {
     parseRepoName(repo);
     const scope = `repository:${repo}:${action === 'pull' ? 'pull' : action === 'push' ? 'pull,push' : action}`;
     if (!caller) throw this.unauthorized(req, 'authentication required: log in with an API token (docker login, or `hangar auth docker`)', scope);
+    if (caller.anonymous) throw this.unauthorized(req, 'authentication required: log in with an API token (docker login, or `hangar auth docker`)', scope);
     if (caller.scoped) {
       const grant = caller.scoped.find((a) => a.type === 'repository' && a.name === repo);
       if (!grant) throw this.unauthorized(req, `the registry token does not cover ${repo}; ask the token endpoint for this scope`, scope, 'insufficient_scope');
