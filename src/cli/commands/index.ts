@@ -4,6 +4,8 @@ import { authCommands } from './auth.js';
 import { accountCommands } from './accounts.js';
 import { machineCommands } from './machines.js';
 import { logCommands } from './logs.js';
+import { secretCommands } from './secrets.js';
+import { volumeCommands } from './volumes.js';
 
 /** Every CLI command; each component's commands live in their own module. */
 export const allCommands: Command[] = [
@@ -12,4 +14,6 @@ export const allCommands: Command[] = [
   ...accountCommands,
   ...machineCommands,
   ...logCommands,
+  ...secretCommands,
+  ...volumeCommands,
 ];
