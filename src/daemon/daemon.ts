@@ -10,6 +10,10 @@ import { sendApiError } from '../api/errors.js';
 import { createLogger, type Logger } from '../shared/log.js';
 import { HangarError } from '../shared/errors.js';
 import { createRegistry, type Registry } from '../registry/index.js';
+import { Secrets } from '../secrets/index.js';
+import { Volumes } from '../volumes/index.js';
+import { secretsRoutes } from '../api/secrets-routes.js';
+import { volumesRoutes } from '../api/volumes-routes.js';
 
 export interface DaemonOptions {
   dataDir: string;
@@ -34,6 +38,8 @@ export interface Daemon {
   store: Store;
   accounts: Accounts;
   registry: Registry;
+  secrets: Secrets;
+  volumes: Volumes;
   close(): Promise<void>;
 }
 
@@ -59,6 +65,10 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
 
   const router = new Router();
   accountsRoutes(router, accounts);
+  const secrets = new Secrets({ store, dataDir: options.dataDir, log });
+  const volumes = new Volumes({ store, dataDir: options.dataDir, log });
+  secretsRoutes(router, accounts, secrets);
+  volumesRoutes(router, accounts, volumes);
   const mounts: Mount[] = [];
   const registry = createRegistry({ dataDir: options.dataDir, store, accounts, log });
   mounts.push(registry);
@@ -119,6 +129,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     store,
     accounts,
     registry,
+    secrets,
+    volumes,
     close() {
       closing ??= (async () => {
         await new Promise<void>((resolve) => {
