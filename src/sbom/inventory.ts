@@ -30,7 +30,11 @@ export function buildInventory(view: FileView, opts: InventoryOptions = {}): Inv
     else for (const l of p.locations) if (!seen.locations.includes(l)) seen.locations.push(l);
   }
   const packages = [...byPurl.values()].sort((a, b) => cmp(a.type, b.type) || cmp(a.name, b.name) || cmp(a.version, b.version) || cmp(a.purl, b.purl));
-  for (const p of packages) p.locations.sort();
+  for (const p of packages) {
+    p.locations.sort();
+    dropUndefined(p);
+  }
+  if (distro) dropUndefined(distro);
   const osTypes = packages.filter((p) => p.type === 'deb' || p.type === 'apk' || p.type === 'rpm');
   if (osTypes.length && !osvEcosystem(distro)) {
     warnings.push(
@@ -48,6 +52,11 @@ export function buildInventory(view: FileView, opts: InventoryOptions = {}): Inv
     );
   }
   return { schema: 1, distro, packages, warnings };
+}
+
+/** Absent, not undefined: the inventory must survive a JSON round trip (the cache) unchanged. */
+function dropUndefined(o: object): void {
+  for (const [k, v] of Object.entries(o)) if (v === undefined) delete (o as Record<string, unknown>)[k];
 }
 
 function cmp(a: string, b: string): number {
