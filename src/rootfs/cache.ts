@@ -61,6 +61,11 @@ export interface RootfsCacheOptions {
   scratchDir?: string;
   /** How zstd layers are decompressed: the zstd CLI (default) or the pure-JS fzstd. */
   zstd?: ZstdMode;
+  /**
+   * When a reference without a host is not in the local store, try Docker Hub
+   * (default true). false keeps an air-gapped daemon (and tests) off the internet.
+   */
+  dockerHubFallback?: boolean;
 }
 
 export interface AcquireOptions {
@@ -243,6 +248,10 @@ export class RootfsCache {
       out.push({ source: new LocalStoreSource(store, r.path), canonical: `${r.path}${suffix}`, fallThrough: true });
       if (!r.path.includes('/'))
         out.push({ source: new LocalStoreSource(store, r.repository), canonical: `${r.repository}${suffix}`, fallThrough: true });
+    }
+    if (out.length && this.options.dockerHubFallback === false) {
+      out[out.length - 1]!.fallThrough = false;
+      return out;
     }
     out.push({ source: new RegistrySource(r.registry, r.repository, { credentials }), canonical: formatReference(r), fallThrough: false });
     return out;
