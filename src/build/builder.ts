@@ -1,0 +1,285 @@
+import { spawn } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import type { Accounts, App } from '../accounts/index.js';
+import type { Store } from '../store/index.js';
+import type { Logger } from '../shared/log.js';
+import type { LocalImageStore } from '../shared/image-store.js';
+import { HangarError } from '../shared/errors.js';
+import { deploymentTag, isValidLabel } from './tags.js';
+import { ensureMirrorOwner, MIRROR_NAMESPACE, seedMirror, defaultCacheDir, BASE_IMAGES } from './mirror.js';
+
+export interface BuilderOptions {
+  dataDir: string;
+  /** host:port of Hangar's registry as buildah reaches it (the daemon's address, known once it listens). */
+  registryHost: () => string;
+  store: Store;
+  accounts: Accounts;
+  images: LocalImageStore;
+  log: Logger;
+  /** buildah storage driver: overlay (default) or vfs. */
+  storageDriver?: 'overlay' | 'vfs';
+  cacheDir?: string;
+  buildahPath?: string;
+}
+
+export interface BuildRequest {
+  app: App;
+  /** Dockerfile path inside the context. */
+  dockerfile: string;
+  target?: string;
+  buildArgs?: Record<string, string>;
+  /** id → value, for RUN --mount=type=secret,id=... Never stored, never logged. */
+  secrets?: Record<string, string>;
+  noCache?: boolean;
+  /** Tag to use instead of deployment-<timestamp>. */
+  label?: string;
+}
+
+export interface BuildResult {
+  /** host:port/app:tag */
+  image: string;
+  repository: string;
+  tag: string;
+  digest: string;
+  /** image@digest: what machines run. */
+  ref: string;
+  durationMs: number;
+}
+
+export type BuildOutput = (line: string) => void;
+
+const ID = /^[A-Za-z0-9_.-]{1,64}$/;
+
+/**
+ * The daemon's builder: buildah with its own storage under the data dir,
+ * a layer cache kept between builds, chroot isolation, and Hangar's
+ * registry as the Docker Hub mirror for base images.
+ */
+export class Builder {
+  readonly root: string;
+  private readonly reserved = new Set<string>();
+  private mirrorReady: Promise<void> | undefined;
+  private readonly registriesConf: string;
+
+  constructor(private readonly o: BuilderOptions) {
+    this.root = join(o.dataDir, 'build');
+    mkdirSync(join(this.root, 'tmp'), { recursive: true, mode: 0o700 });
+    this.registriesConf = join(this.root, 'registries.conf');
+    ensureMirrorOwner(o.store, o.accounts);
+  }
+
+  private get host(): string {
+    return this.o.registryHost();
+  }
+
+  /** docker.io → Hangar's mirror; the registry itself is plain HTTP on loopback. */
+  private writeRegistriesConf(): void {
+    writeFileSync(
+      this.registriesConf,
+      [
+        "# Written by the Hangar daemon: Docker Hub comes from Hangar's registry mirror.",
+        'unqualified-search-registries = ["docker.io"]',
+        'short-name-mode = "permissive"',
+        '[[registry]]',
+        'prefix = "docker.io"',
+        'location = "docker.io"',
+        '[[registry.mirror]]',
+        `location = "${this.host}/${MIRROR_NAMESPACE}"`,
+        'insecure = true',
+        '[[registry]]',
+        `location = "${this.host}"`,
+        'insecure = true',
+        '',
+      ].join('\n'),
+    );
+  }
+
+  get storageDriver(): string {
+    return this.o.storageDriver ?? ((process.env.HANGAR_BUILD_STORAGE_DRIVER as 'vfs' | 'overlay' | undefined) ?? 'overlay');
+  }
+
+  private storageArgs(): string[] {
+    return ['--root', join(this.root, 'storage'), '--runroot', join(this.root, 'run'), '--storage-driver', this.storageDriver];
+  }
+
+  private env(authFile: string): NodeJS.ProcessEnv {
+    return { ...process.env, CONTAINERS_REGISTRIES_CONF: this.registriesConf, REGISTRY_AUTH_FILE: authFile, BUILDAH_ISOLATION: 'chroot' };
+  }
+
+  /**
+   * Seed the base-image mirror from the cached tarball (made by the setup
+   * or `hangar images seed`) if the registry does not have it yet.
+   */
+  ensureMirror(out: BuildOutput = () => {}): Promise<void> {
+    this.mirrorReady ??= (async () => {
+      const cacheDir = this.o.cacheDir ?? defaultCacheDir();
+      const missing = BASE_IMAGES.filter((b) => !this.o.images.resolveManifest(`${MIRROR_NAMESPACE}/${b.repository}`, b.tags[0]!));
+      if (!missing.length) return;
+      if (!missing.every((b) => existsSync(join(cacheDir, 'base', b.file)))) {
+        out(`note: the base-image mirror is empty; run \`hangar images seed\` (admin) so FROM debian:bookworm-slim works offline`);
+        return;
+      }
+      const { token, info } = this.o.accounts.createToken('mirror-seed', null, new Date(Date.now() + 15 * 60_000));
+      try {
+        await seedMirror({ registryUrl: `http://${this.host}`, token, cacheDir, progress: out });
+      } finally {
+        this.o.accounts.revokeToken({ tokenId: info.id, orgId: null }, info.id);
+      }
+    })().catch((err) => {
+      this.mirrorReady = undefined;
+      throw err;
+    });
+    return this.mirrorReady;
+  }
+
+  private allocateTag(app: string, label?: string): string {
+    if (label !== undefined) {
+      if (!isValidLabel(label)) throw new HangarError('BAD_REQUEST', `invalid image label "${label}": use letters, digits, _ . - (max 128), not starting with . or -`);
+      return label;
+    }
+    const tag = deploymentTag(new Date(), (t) => this.reserved.has(`${app}:${t}`) || this.o.images.resolveManifest(app, t) !== undefined);
+    this.reserved.add(`${app}:${tag}`);
+    return tag;
+  }
+
+  async build(req: BuildRequest, context: Readable, out: BuildOutput, signal?: AbortSignal): Promise<BuildResult> {
+    const started = Date.now();
+    for (const id of Object.keys(req.secrets ?? {})) if (!ID.test(id)) throw new HangarError('BAD_REQUEST', `build secret name "${id}" must be letters, digits, _ . - (max 64)`);
+    for (const k of Object.keys(req.buildArgs ?? {})) if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new HangarError('BAD_REQUEST', `build arg name "${k}" is not a valid variable name`);
+    const work = mkdtempSync(join(this.root, 'tmp', 'b-'));
+    const ctxDir = join(work, 'context');
+    const secretDir = join(work, 'secrets');
+    mkdirSync(ctxDir, { mode: 0o700 });
+    mkdirSync(secretDir, { mode: 0o700 });
+    const app = req.app.name;
+    const tag = this.allocateTag(app, req.label);
+    const { token, info } = this.o.accounts.createToken(`build-${app}`, req.app.org_id, new Date(Date.now() + 2 * 3600_000));
+    try {
+      await extractContext(context, ctxDir);
+      const dockerfile = join(ctxDir, req.dockerfile);
+      if (req.dockerfile.split('/').includes('..') || !existsSync(dockerfile)) {
+        throw new HangarError('NO_DOCKERFILE', `the build context has no ${req.dockerfile}; pass --dockerfile PATH relative to the context`, { status: 400 });
+      }
+      this.writeRegistriesConf();
+      await this.ensureMirror(out);
+      const authFile = join(work, 'auth.json');
+      writeFileSync(authFile, JSON.stringify({ auths: { [this.host]: { auth: Buffer.from(`hangar:${token}`).toString('base64') } } }), { mode: 0o600 });
+      const secretArgs: string[] = [];
+      for (const [id, value] of Object.entries(req.secrets ?? {})) {
+        const f = join(secretDir, id);
+        writeFileSync(f, value, { mode: 0o600 });
+        chmodSync(f, 0o600);
+        secretArgs.push('--secret', `id=${id},src=${f}`);
+      }
+      const image = `${this.host}/${app}:${tag}`;
+      const iidFile = join(work, 'iid');
+      const args = [
+        ...this.storageArgs(),
+        'bud',
+        '--isolation', 'chroot',
+        '--layers',
+        '--format', 'oci',
+        '--iidfile', iidFile,
+        '-f', dockerfile,
+        ...(req.noCache ? ['--no-cache'] : []),
+        ...(req.target ? ['--target', req.target] : []),
+        ...Object.entries(req.buildArgs ?? {}).flatMap(([k, v]) => ['--build-arg', `${k}=${v}`]),
+        ...secretArgs,
+        '-t', image,
+        ctxDir,
+      ];
+      out(`building ${app} with buildah (storage ${this.storageDriver}, layer cache ${req.noCache ? 'off' : 'on'})`);
+      const tail: string[] = [];
+      let lastStep = '';
+      const code = await this.buildah(args, this.env(authFile), (line) => {
+        if (/^STEP \d+\/\d+: /.test(line) || /^\[\d+\/\d+\] STEP/.test(line)) lastStep = line;
+        tail.push(line);
+        if (tail.length > 30) tail.shift();
+        out(redact(line, req.secrets));
+      }, signal);
+      if (code !== 0) {
+        throw new HangarError(
+          'BUILD_FAILED',
+          `the build failed${lastStep ? ` at ${redact(lastStep, req.secrets)}` : ''} (buildah exit ${code}); nothing was deployed and running machines are unchanged. Last output:\n${redact(tail.slice(-12).join('\n'), req.secrets)}`,
+          { status: 422 },
+        );
+      }
+      const imageId = readFileSync(iidFile, 'utf8').trim();
+      out(`pushing ${image}`);
+      const digestFile = join(work, 'digest');
+      const pushTail: string[] = [];
+      const pcode = await this.buildah(
+        [...this.storageArgs(), 'push', '--tls-verify=false', '--authfile', authFile, '--digestfile', digestFile, imageId, `docker://${image}`],
+        this.env(authFile),
+        (l) => {
+          pushTail.push(l);
+          out(l);
+        },
+        signal,
+      );
+      if (pcode !== 0) throw new HangarError('PUSH_FAILED', `pushing ${image} to Hangar's registry failed: ${pushTail.slice(-5).join(' | ')}`, { status: 502 });
+      const digest = readFileSync(digestFile, 'utf8').trim();
+      const durationMs = Date.now() - started;
+      out(`image: ${image}@${digest}`);
+      return { image, repository: app, tag, digest, ref: `${image}@${digest}`, durationMs };
+    } finally {
+      this.reserved.delete(`${app}:${tag}`);
+      rmSync(work, { recursive: true, force: true });
+      try {
+        this.o.accounts.revokeToken({ tokenId: info.id, orgId: req.app.org_id }, info.id);
+      } catch (err) {
+        this.o.log.warn('could not revoke build token', { err });
+      }
+    }
+  }
+
+  private buildah(args: string[], env: NodeJS.ProcessEnv, onLine: (l: string) => void, signal?: AbortSignal): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const child = spawn(this.o.buildahPath ?? 'buildah', args, { env, stdio: ['ignore', 'pipe', 'pipe'], signal });
+      const split = () => {
+        let buf = '';
+        return (d: Buffer) => {
+          buf += d.toString('utf8');
+          let i;
+          while ((i = buf.search(/[\r\n]/)) >= 0) {
+            const line = buf.slice(0, i);
+            buf = buf.slice(i + 1);
+            if (line.trim()) onLine(line);
+          }
+        };
+      };
+      child.stdout.on('data', split());
+      child.stderr.on('data', split());
+      child.on('error', (e: NodeJS.ErrnoException) => {
+        if (e.name === 'AbortError') return resolve(130);
+        reject(new HangarError('MISSING_TOOL', e.code === 'ENOENT' ? 'buildah is not installed on the Hangar host: run scripts/setup.sh' : `could not run buildah: ${e.message}`, { status: 500 }));
+      });
+      child.on('close', (c) => resolve(c ?? 1));
+    });
+  }
+}
+
+function redact(text: string, secrets?: Record<string, string>): string {
+  let t = text;
+  for (const v of Object.values(secrets ?? {})) if (v.length >= 4) t = t.split(v).join('[redacted]');
+  return t;
+}
+
+/** GNU tar into an empty directory: no owners taken from the archive, no absolute or .. paths. */
+function extractContext(context: Readable, dir: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('tar', ['-x', '--no-same-owner', '--no-overwrite-dir', '-C', dir, '-f', '-'], { stdio: ['pipe', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d) => (err += d));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new HangarError('BAD_CONTEXT', `the build context is not a valid tar stream: ${err.trim().slice(0, 500)}`, { status: 400 }))));
+    context.on('error', (e) => {
+      child.kill();
+      reject(e);
+    });
+    context.pipe(child.stdin);
+    child.stdin.on('error', () => {});
+  });
+}

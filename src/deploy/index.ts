@@ -1,0 +1,4 @@
+export { Deployer, groupOf, type DeployerOptions, type DeployRequest, type DeployEvent } from './deployer.js';
+export { Releases, type Release, type ReleaseStatus } from './releases.js';
+export { resolveDeployImage, type ResolvedDeployImage } from './images.js';
+export { runCheck } from './checks.js';
