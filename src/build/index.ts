@@ -4,3 +4,4 @@ export { planContext, contextTarStream, type ContextPlan, type ContextEntry } fr
 export { deploymentTag, isValidLabel } from './tags.js';
 export { seedMirror, ensureMirrorOwner, baseTarball, defaultCacheDir, MIRROR_NAMESPACE, BASE_IMAGES, type SeedResult } from './mirror.js';
 export { RegistryPusher } from './push.js';
+export { localBuild, dockerAvailable, dockerHubBases, type LocalBuildOptions, type LocalBuildResult } from './local.js';
