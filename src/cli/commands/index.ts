@@ -1,4 +1,5 @@
 import type { Command } from '../command.js';
+import { deployCommands } from './deploy.js';
 import { daemonCommands } from './daemon.js';
 import { authCommands } from './auth.js';
 import { accountCommands } from './accounts.js';
@@ -16,4 +17,5 @@ export const allCommands: Command[] = [
   ...logCommands,
   ...secretCommands,
   ...volumeCommands,
+  ...deployCommands,
 ];
