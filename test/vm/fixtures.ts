@@ -43,3 +43,36 @@ export async function makeRootfs(workDir: string, name: string, opts: RootfsOpti
 export function tempDir(prefix = 'hangar-vm-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
+
+import type { LogLine, VmHandle } from '../../src/vm/index.js';
+
+/** Under TCG on a loaded 2-core host a boot can take 10-20 s. */
+export const BOOT_TIMEOUT_MS = 180_000;
+
+export function collectLogs(h: VmHandle) {
+  const lines: LogLine[] = [];
+  h.on('log', (l) => lines.push(l));
+  return {
+    lines,
+    text: (stream?: LogLine['stream']) => lines.filter((l) => !stream || l.stream === stream).map((l) => l.line),
+    waitFor(pred: (l: LogLine) => boolean, timeoutMs = BOOT_TIMEOUT_MS): Promise<LogLine> {
+      const hit = lines.find(pred);
+      if (hit) return Promise.resolve(hit);
+      return new Promise((resolve, reject) => {
+        const onLog = (l: LogLine) => { if (pred(l)) { cleanup(); resolve(l); } };
+        const onExit = () => { cleanup(); reject(new Error(`VM exited before the expected line; logs:\n${lines.map((l) => `${l.stream}: ${l.line}`).join('\n')}\nconsole:\n${h.consoleTail().join('\n')}`)); };
+        const timer = setTimeout(() => { cleanup(); reject(new Error(`timed out waiting for a log line; console:\n${h.consoleTail().join('\n')}`)); }, timeoutMs);
+        const cleanup = () => { clearTimeout(timer); h.off('log', onLog); h.off('exit', onExit); };
+        h.on('log', onLog);
+        h.on('exit', onExit);
+      });
+    },
+  };
+}
+
+export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`timed out: ${what}`)), ms);
+    p.then((v) => { clearTimeout(t); resolve(v); }, (e) => { clearTimeout(t); reject(e); });
+  });
+}
