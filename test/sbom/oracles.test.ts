@@ -82,3 +82,34 @@ test('rpm sqlite database built by the real rpm: same packages as rpm -qa', asyn
   const broken = await writeLayers(join(dir), [{ items: [{ path: 'etc/os-release', data: 'ID=rocky\n' }, { path: 'var/lib/rpm/rpmdb.sqlite', data: 'SQLite format 3\0 but not really' }] }]);
   await assert.rejects(inventoryFromLayers(broken), /rpm database \/var\/lib\/rpm\/rpmdb.sqlite cannot be read/);
 });
+
+test("Python cataloger agrees with importlib.metadata on this host's dist-packages", async (t) => {
+  const site = '/usr/lib/python3/dist-packages';
+  const { dir, cleanup } = await tempDir('sbom-py');
+  t.after(cleanup);
+  // Copy only the metadata (the walk must not depend on the rest of the host).
+  const target = join(dir, 'usr/lib/python3/dist-packages');
+  await mkdir(target, { recursive: true });
+  await run('sh', ['-c', 'cd "$1" && find . -maxdepth 2 \\( -path "*.dist-info/METADATA" -o -path "*.egg-info/PKG-INFO" -o \\( -name "*.egg-info" -type f \\) \\) -print0 | xargs -0 -r cp --parents -t "$2"', 'sh', site, target]);
+  const py = `import importlib.metadata as m, json, sys
+print(json.dumps(sorted(d.metadata["Name"] + " " + d.version for d in m.distributions(path=[sys.argv[1]]))))`;
+  const expected = JSON.parse((await run('/usr/bin/python3', ['-c', py, site])).stdout) as string[];
+  assert.ok(expected.length > 10, 'this host should have Debian Python packages');
+  const inv = await inventoryFromDirectory(dir);
+  // Two metadata directories for one distribution (seen here for cryptography) are one package to us.
+  assert.deepEqual(inv.packages.map((p) => `${p.name} ${p.version}`).sort(), [...new Set(expected)].sort());
+  assert.ok(inv.packages.every((p) => p.purl === `pkg:pypi/${p.name.toLowerCase().replace(/[-_.]+/g, '-')}@${p.version}`));
+});
+
+test("npm cataloger agrees with npm's own hidden lockfile for this repository's node_modules", async (t) => {
+  const repo = join(new URL('.', import.meta.url).pathname, '../../..');
+  const lock = JSON.parse(await readFile(join(repo, 'node_modules/.package-lock.json'), 'utf8')) as { packages: Record<string, { version?: string; name?: string; link?: boolean }> };
+  const expected = Object.entries(lock.packages)
+    .filter(([k, v]) => k.startsWith('node_modules/') && !v.link && v.version)
+    .map(([k, v]) => `${v.name ?? k.slice(k.lastIndexOf('node_modules/') + 13)} ${v.version}`);
+  const { dir, cleanup } = await tempDir('sbom-nm');
+  t.after(cleanup);
+  await run('sh', ['-c', 'cd "$1" && find node_modules -name package.json -print0 | xargs -0 -r cp --parents -t "$2"', 'sh', repo, dir]);
+  const inv = await inventoryFromDirectory(dir);
+  assert.deepEqual([...new Set(inv.packages.map((p) => `${p.name} ${p.version}`))].sort(), [...new Set(expected)].sort());
+});
