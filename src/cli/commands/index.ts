@@ -7,9 +7,11 @@ import { machineCommands } from './machines.js';
 import { logCommands } from './logs.js';
 import { secretCommands } from './secrets.js';
 import { volumeCommands } from './volumes.js';
+import { registryCommands } from './registry.js';
 
 /** Every CLI command; each component's commands live in their own module. */
 export const allCommands: Command[] = [
+  ...registryCommands,
   ...daemonCommands,
   ...authCommands,
   ...accountCommands,
