@@ -10,10 +10,21 @@ import { sendApiError } from '../api/errors.js';
 import { createLogger, type Logger } from '../shared/log.js';
 import { HangarError } from '../shared/errors.js';
 import { createRegistry, type Registry } from '../registry/index.js';
-import { Secrets } from '../secrets/index.js';
+import { RedactingLogStore, Secrets, restartStartedMachines } from '../secrets/index.js';
 import { Volumes } from '../volumes/index.js';
 import { secretsRoutes } from '../api/secrets-routes.js';
 import { volumesRoutes } from '../api/volumes-routes.js';
+import { LogStore } from '../logs/index.js';
+import { MachineManager, MachineRecords } from '../machines/index.js';
+import { machinesRoutes } from '../api/machines-routes.js';
+import { logsRoutes } from '../api/logs-routes.js';
+import { RootfsCache } from '../rootfs/index.js';
+import { getVmDriver, reconcileVms } from '../vm/index.js';
+import { createImageProvider } from './image-provider.js';
+import { createGuestRunner } from './guest-runner.js';
+import { Builder } from '../build/index.js';
+import { Deployer, Releases } from '../deploy/index.js';
+import { deployRoutes } from '../api/deploy-routes.js';
 
 export interface DaemonOptions {
   dataDir: string;
@@ -38,6 +49,9 @@ export interface Daemon {
   store: Store;
   accounts: Accounts;
   registry: Registry;
+  machines: MachineManager;
+  logs: LogStore;
+  rootfs: RootfsCache;
   secrets: Secrets;
   volumes: Volumes;
   close(): Promise<void>;
@@ -65,13 +79,43 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
 
   const router = new Router();
   accountsRoutes(router, accounts);
-  const secrets = new Secrets({ store, dataDir: options.dataDir, log });
-  const volumes = new Volumes({ store, dataDir: options.dataDir, log });
+  // Secrets restart and volumes ask about machines, which are built below.
+  const secrets: Secrets = new Secrets({ store, dataDir: options.dataDir, log, restartApp: (app) => restartStartedMachines(machines)(app) });
+  const volumes = new Volumes({ store, dataDir: options.dataDir, log, machineState: (id) => records.get(id)?.state });
   secretsRoutes(router, accounts, secrets);
   volumesRoutes(router, accounts, volumes);
   const mounts: Mount[] = [];
   const registry = createRegistry({ dataDir: options.dataDir, store, accounts, log });
   mounts.push(registry);
+
+  // Machines: images come from the rootfs cache (reading Hangar's own
+  // registry directly), guests from the VM driver.
+  let registryHosts: string[] = [];
+  const rootfs = new RootfsCache({
+    dataDir: options.dataDir,
+    localStore: registry,
+    localRegistryHosts: () => registryHosts,
+  });
+  const logs: LogStore = new RedactingLogStore(store, secrets);
+  const records = new MachineRecords(store);
+  const machines = new MachineManager({
+    records,
+    logs,
+    images: createImageProvider({ cache: rootfs, accounts, localHosts: () => registryHosts }),
+    guests: createGuestRunner(getVmDriver()),
+    dataDir: options.dataDir,
+    log,
+    secretsFor: (app) => secrets.valuesFor(app),
+    attachMounts: (app, id, config) => volumes.attach(app, id, config),
+    detachMounts: (id) => volumes.detach(id),
+  });
+  machinesRoutes(router, accounts, machines);
+  logsRoutes(router, accounts, logs);
+  // Builds and deploys (docs/deploy.md): buildah pushes to this daemon's registry over loopback.
+  const loopbackRegistry = () => registryHosts.find((h) => h.startsWith('127.0.0.1:')) ?? registryHosts[0]!;
+  const builder = new Builder({ dataDir: options.dataDir, registryHost: loopbackRegistry, store, accounts, images: registry, log });
+  const deployer = new Deployer({ releases: new Releases(store), machines, logs, accounts, images: registry, registryHosts: () => registryHosts, log });
+  deployRoutes(router, { accounts, builder, deployer, machines, registryUrl: () => `http://${loopbackRegistry()}`, log });
 
   const server: Server = createServer((req, res) => {
     void dispatch(req, res);
@@ -118,7 +162,16 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const bound = (server.address() as AddressInfo).port;
   const urlHost = host.includes(':') ? `[${host}]` : host;
   const url = `http://${urlHost}:${bound}`;
+  registryHosts = [`${urlHost}:${bound}`, `localhost:${bound}`, `127.0.0.1:${bound}`];
   log.info('hangar daemon listening', { url, dataDir: options.dataDir });
+
+  // Guests outlive the daemon: kill the VMs of machines that should not run
+  // (no orphans), then re-adopt the rest.
+  const live = new Set(records.list().filter((m) => ['starting', 'started', 'stopping'].includes(m.state)).map((m) => m.id));
+  const reconciled = await reconcileVms(join(options.dataDir, 'machines'), (id) => live.has(id));
+  for (const h of [...reconciled.adopted, ...reconciled.stopped]) h.detach();
+  if (reconciled.killed.length) log.warn('killed VMs of machines that should not run', { pids: reconciled.killed });
+  await machines.recover();
 
   let closing: Promise<void> | undefined;
   return {
@@ -129,6 +182,9 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     store,
     accounts,
     registry,
+    machines,
+    logs,
+    rootfs,
     secrets,
     volumes,
     close() {
@@ -137,6 +193,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
           server.close(() => resolve());
           server.closeAllConnections();
         });
+        machines.close();
+        logs.flush();
         registry.close();
         store.close();
       })();

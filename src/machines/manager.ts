@@ -318,7 +318,7 @@ export class MachineManager {
     if (this.closed) return;
     const m = this.o.records.get(id);
     if (!m) return;
-    this.o.logs.append(m.app, id, 'system', `machine exited: ${exit.reason} (exit code ${exit.exitCode}${exit.oomKilled ? ', out of memory' : ''})`);
+    this.o.logs.append(m.app, id, 'system', `machine exited: ${exit.reason}${exit.oomKilled ? " (out of memory)" : ""}`);
     this.o.records.addEvent(id, {
       type: 'exit',
       status: 'stopped',

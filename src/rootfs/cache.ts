@@ -55,12 +55,14 @@ export interface RootfsCacheOptions {
   /** Hangar's own registry content store: read directly, no HTTP. */
   localStore?: LocalImageStore;
   /** host[:port] names of Hangar's own registry (e.g. "127.0.0.1:5000"): such references use localStore. */
-  localRegistryHosts?: string[];
+  localRegistryHosts?: string[] | (() => string[]);
   limits?: Partial<ConvertLimits>;
   /** Where layer trees are unpacked before mkfs.erofs (default: /dev/shm when it has room, else the cache's tmp dir). */
   scratchDir?: string;
   /** How zstd layers are decompressed: the zstd CLI (default) or the pure-JS fzstd. */
   zstd?: ZstdMode;
+  /** How gzip layers are decompressed: ISA-L's igzip CLI when installed (default) or node:zlib. */
+  gzip?: ZstdMode;
   /**
    * When a reference without a host is not in the local store, try Docker Hub
    * (default true). false keeps an air-gapped daemon (and tests) off the internet.
@@ -110,7 +112,11 @@ export class RootfsCache {
   private readonly locksDir: string;
   private readonly budget: number;
   private readonly limits: ConvertLimits;
-  private readonly localHosts: Set<string>;
+  /** A function because the daemon learns its own port only after listening. */
+  private get localHosts(): Set<string> {
+    const h = this.options.localRegistryHosts;
+    return new Set(typeof h === 'function' ? h() : (h ?? []));
+  }
   private readonly inflight = new Map<string, Promise<{ meta: EntryMeta; built: boolean }>>();
   private readonly leases = new Map<string, number>();
   private swept = false;
@@ -123,7 +129,6 @@ export class RootfsCache {
     for (const d of [this.imagesDir, this.tmpDir, this.locksDir]) mkdirSync(d, { recursive: true });
     this.budget = options.budgetBytes ?? 20 * 1024 ** 3;
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
-    this.localHosts = new Set(options.localRegistryHosts ?? []);
   }
 
   /** Resolve a reference without converting: digest, platform, config, layers. */
@@ -215,10 +220,15 @@ export class RootfsCache {
 
   private async resolve(ref: string, options: AcquireOptions): Promise<{ image: ResolvedImage; source: ImageSource }> {
     const parsed = parseImageReference(ref);
+    const known = (digest: string) => this.readEntry(digest)?.image;
     let lastNotFound: unknown;
     for (const c of this.candidates(parsed, options.credentials)) {
+      // A digest reference already converted needs no registry round trip at all.
+      // (Only for the platform manifest digest; an index digest still resolves.)
+      const pinned = parsed.digest ? known(parsed.digest) : undefined;
+      if (pinned) return { image: { ...pinned, reference: c.canonical }, source: c.source };
       try {
-        const image = await resolveImage(c.source, parsed.reference, c.canonical, options.signal);
+        const image = await resolveImage(c.source, parsed.reference, c.canonical, options.signal, known);
         return { image, source: c.source };
       } catch (e) {
         if (c.fallThrough && e instanceof HangarError && e.code === 'IMAGE_NOT_FOUND') {
@@ -279,9 +289,13 @@ export class RootfsCache {
     const tree = join(scratch, 'root');
     try {
       mkdirSync(tree, { mode: 0o755 });
-      const stats = await buildTree(source, image, tree, { limits: this.limits, signal, zstd: this.options.zstd });
+      const t0 = performance.now();
+      const stats: Record<string, number> = await buildTree(source, image, tree, { limits: this.limits, signal, zstd: this.options.zstd, gzip: this.options.gzip });
+      const t1 = performance.now();
       const out = join(work, 'rootfs.erofs');
       await buildErofs(tree, out, signal);
+      stats.unpackMs = Math.round(t1 - t0);
+      stats.mkfsMs = Math.round(performance.now() - t1);
       const sizeBytes = statSync(out).size;
       const meta: EntryMeta = { image, sizeBytes, createdAt: new Date().toISOString(), stats };
       writeFileSync(join(work, 'image.json'), JSON.stringify(meta, null, 2));

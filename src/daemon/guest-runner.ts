@@ -1,0 +1,127 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { constants as osConstants } from 'node:os';
+import type { BootSpec, GuestExit, GuestRunner, RunningGuest } from '../machines/index.js';
+import type { VmDriver, VmExit, VmHandle } from '../vm/index.js';
+
+/** Where the adapter remembers how far into the VM's log file lines were stored. */
+const OFFSET_FILE = 'hangar-log-offset';
+
+function signalName(n: number | null): string | undefined {
+  if (!n) return undefined;
+  return Object.entries(osConstants.signals).find(([, v]) => v === n)?.[0];
+}
+
+function toGuestExit(e: VmExit): GuestExit {
+  const signal = signalName(e.signal);
+  const exitCode = e.exitCode ?? (e.signal ? 128 + e.signal : -1);
+  let reason: string;
+  switch (e.reason) {
+    case 'exited':
+      reason = signal ? `app was killed by ${signal}` : `app exited with code ${exitCode}`;
+      break;
+    case 'init_error':
+      reason = `init refused to start the app: ${e.message}`;
+      break;
+    case 'killed':
+      reason = 'machine was killed';
+      break;
+    default:
+      reason = `VM crashed: ${e.message}`;
+  }
+  return { exitCode, oomKilled: e.oomKilled, ...(signal ? { signal } : {}), reason };
+}
+
+/**
+ * Adapts the VM driver (vm/) to what the machine lifecycle needs. Log lines
+ * carry a byte offset into the VM's log file; the adapter persists the last
+ * one so a re-adopted VM resumes exactly after the last stored line.
+ */
+export function createGuestRunner(driver: VmDriver): GuestRunner {
+  function wrap(h: VmHandle, stateDir: string): RunningGuest {
+    const ports: Record<string, number> = {};
+    for (const p of h.ports) if (p.protocol === 'tcp') ports[String(p.guestPort)] = p.hostPort;
+    let offset = 0;
+    let timer: NodeJS.Timeout | undefined;
+    const persist = () => {
+      timer = undefined;
+      try {
+        writeFileSync(join(stateDir, OFFSET_FILE), String(offset));
+      } catch {
+        /* the state dir is gone: the machine was destroyed */
+      }
+    };
+    return {
+      ports,
+      onOutput(cb) {
+        h.on('log', (l) => {
+          cb(l.stream === 'init' ? 'system' : l.stream, l.line);
+          offset = l.offset;
+          timer ??= setTimeout(persist, 500);
+        });
+      },
+      async exec(argv, timeoutMs) {
+        const r = await h.exec(argv, { timeoutMs });
+        return {
+          exit_code: r.exitCode,
+          stdout: r.stdout,
+          stderr: r.timedOut ? r.stderr + `\n[command timed out after ${timeoutMs / 1000}s]` : r.stderr,
+          ...(r.signal ? { exit_signal: signalName(r.signal) } : {}),
+        };
+      },
+      signal: (sig) => h.signal(sig),
+      async kill() {
+        await h.kill();
+      },
+      exited: h.waitExit().then((e) => {
+        if (timer) {
+          clearTimeout(timer);
+          persist();
+        }
+        return toGuestExit(e);
+      }),
+    };
+  }
+
+  return {
+    async boot(spec: BootSpec): Promise<RunningGuest> {
+      const h = await driver.start({
+        id: spec.machineId,
+        stateDir: spec.stateDir,
+        rootfs: spec.rootfsPath,
+        run: {
+          image: {
+            entrypoint: spec.image.entrypoint ?? null,
+            cmd: spec.image.cmd ?? null,
+            env: spec.image.env ?? null,
+            user: spec.image.user || null,
+            workingDir: spec.image.workingDir || null,
+          },
+          init: spec.init,
+          env: spec.env,
+          secrets: spec.secrets,
+          hostname: spec.hostname,
+          files: spec.files.map((f) => ({ guestPath: f.path, rawValue: f.content, mode: f.mode })),
+        },
+        cpus: spec.cpus,
+        memoryMb: spec.memoryMb,
+        ports: spec.ports.map((guestPort) => ({ guestPort, protocol: 'tcp' as const })),
+        volumes: spec.mounts.map((m) => ({ hostPath: m.imagePath, guestPath: m.guestPath })),
+      });
+      return wrap(h, spec.stateDir);
+    },
+    async adopt(_machineId: string, stateDir: string): Promise<RunningGuest | undefined> {
+      let logOffset: number | undefined;
+      try {
+        logOffset = Number(readFileSync(join(stateDir, OFFSET_FILE), 'utf8')) || undefined;
+      } catch {
+        /* no lines stored yet */
+      }
+      try {
+        return wrap(await driver.adopt(stateDir, { logOffset }), stateDir);
+      } catch {
+        return undefined;
+      }
+    },
+  };
+}
