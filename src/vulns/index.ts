@@ -3,6 +3,9 @@
  * import OSV exports (directory, zip, URL), compare versions the way each
  * ecosystem does, and match an image inventory (from src/sbom) to findings.
  */
+import { join } from 'node:path';
+import type { LocalImageStore } from '../shared/image-store.js';
+import { inventoryFromStore, type Platform, type SbomStore } from '../sbom/index.js';
 import type { Inventory } from '../sbom/types.js';
 import { VulnDb } from './db.js';
 import { matchInventory, type MatchOptions, type MatchResult } from './match.js';
@@ -14,6 +17,12 @@ export { SEVERITIES, parseSeverity, severityRank, osvSeverity, type Severity } f
 export { cvss3BaseScore, cvss2BaseScore } from './cvss.js';
 export { compareVersions, schemeForEcosystem, compareDebian, compareApk, compareSemver, comparePep440, compareRpm } from './versions/index.js';
 export { ZipReader, isSafeZipName } from './zip.js';
+export { formatFindings } from './report.js';
+
+/** Where the vulnerability database lives inside Hangar's data directory. */
+export function vulnDbPath(dataDir: string): string {
+  return join(dataDir, 'vulndb', 'osv.sqlite');
+}
 
 /** Open the database at `dbPath`, match, close: the one-call form for CLI use. */
 export function scanInventory(dbPath: string, inv: Inventory, opts?: MatchOptions): MatchResult {
@@ -23,4 +32,29 @@ export function scanInventory(dbPath: string, inv: Inventory, opts?: MatchOption
   } finally {
     db.close();
   }
+}
+
+export interface ImageScan extends MatchResult {
+  /** Platform manifest digest that was scanned. */
+  digest: string;
+  packages: number;
+  /** The SBOM's own warnings (unknown distro, skipped metadata files) come first in `warnings`. */
+  cachedInventory: boolean;
+}
+
+/**
+ * Scan `repo:reference` from the local registry store: inventory (cached per
+ * digest in `cache`), then match against `db`. This is what the CLI's
+ * `registry vulns` and the daemon API call.
+ */
+export async function scanImage(
+  store: LocalImageStore,
+  repo: string,
+  reference: string,
+  db: VulnDb,
+  opts: MatchOptions & { cache?: SbomStore; platform?: Platform } = {},
+): Promise<ImageScan> {
+  const { digest, inventory, cached } = await inventoryFromStore(store, repo, reference, { cache: opts.cache, platform: opts.platform });
+  const r = matchInventory(db, inventory, opts);
+  return { digest, packages: inventory.packages.length, cachedInventory: cached, findings: r.findings, warnings: [...inventory.warnings, ...r.warnings], packagesScanned: r.packagesScanned };
 }

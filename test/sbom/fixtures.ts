@@ -1,5 +1,7 @@
 /** Test helper: package databases and layer sets used by the sbom and vulns tests. */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import type { LocalImageStore } from '../../src/shared/image-store.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../../src/shared/process.js';
@@ -120,4 +122,34 @@ export async function writeLayers(dir: string, layers: Array<{ items: TarItem[];
     out.push(p);
   }
   return out;
+}
+
+/** A file-backed LocalImageStore: the same interface the registry implements. */
+export async function blobStore(dir: string) {
+  const blobs = join(dir, 'blobs');
+  await mkdir(blobs, { recursive: true });
+  const tags = new Map<string, { digest: string; mediaType: string }>();
+  const put = async (data: Buffer | string) => {
+    const digest = 'sha256:' + createHash('sha256').update(data).digest('hex');
+    await writeFile(join(blobs, digest.slice(7)), data);
+    return digest;
+  };
+  const store: LocalImageStore = {
+    resolveManifest: (repo, ref) => tags.get(`${repo}:${ref}`) ?? [...tags.values()].find((t) => t.digest === ref),
+    blobPath: (digest) => (/^sha256:[a-f0-9]{64}$/.test(digest) ? join(blobs, digest.slice(7)) : undefined),
+  };
+  return { store, put, tags };
+}
+
+/** Push layer files as a single-platform OCI image tagged repo:tag; returns the manifest digest. */
+export async function pushImage(s: Awaited<ReturnType<typeof blobStore>>, repo: string, tag: string, layerFiles: string[]): Promise<string> {
+  const layers = [];
+  for (const f of layerFiles) {
+    const data = await readFile(f);
+    layers.push({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: await s.put(data), size: data.length });
+  }
+  const config = await s.put('{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}');
+  const digest = await s.put(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: config, size: 1 }, layers }));
+  s.tags.set(`${repo}:${tag}`, { digest, mediaType: 'application/vnd.oci.image.manifest.v1+json' });
+  return digest;
 }

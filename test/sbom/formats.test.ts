@@ -1,11 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { LocalImageStore } from '../../src/shared/image-store.js';
 import { inventoryFromLayers, inventoryFromStore, renderSbom, parseSbomFormat, purl, normalisePypiName, SbomStore, type Inventory } from '../../src/sbom/index.js';
-import { debianBaseLayer, npmAppLayer, pythonLayer, tempDir, writeLayers } from './fixtures.js';
+import { blobStore, debianBaseLayer, npmAppLayer, pythonLayer, tempDir, writeLayers } from './fixtures.js';
 
 async function sampleInventory(dir: string): Promise<Inventory> {
   const layers = await writeLayers(dir, [{ items: debianBaseLayer() }, { items: npmAppLayer() }, { items: pythonLayer() }]);
@@ -99,23 +97,6 @@ test('purl encoding and PEP 503 names', () => {
   assert.equal(purl('npm', '@scope', 'pkg', '1.0.0-beta.1'), 'pkg:npm/%40scope/pkg@1.0.0-beta.1');
   assert.equal(normalisePypiName('Zope.Interface__Extra--x'), 'zope-interface-extra-x');
 });
-
-/** A file-backed LocalImageStore: the same interface the registry implements. */
-async function blobStore(dir: string) {
-  const blobs = join(dir, 'blobs');
-  await mkdir(blobs, { recursive: true });
-  const tags = new Map<string, { digest: string; mediaType: string }>();
-  const put = async (data: Buffer | string) => {
-    const digest = 'sha256:' + createHash('sha256').update(data).digest('hex');
-    await writeFile(join(blobs, digest.slice(7)), data);
-    return digest;
-  };
-  const store: LocalImageStore = {
-    resolveManifest: (repo, ref) => tags.get(`${repo}:${ref}`) ?? [...tags.values()].find((t) => t.digest === ref),
-    blobPath: (digest) => (/^sha256:[a-f0-9]{64}$/.test(digest) ? join(blobs, digest.slice(7)) : undefined),
-  };
-  return { store, put, tags };
-}
 
 test('inventoryFromStore: index → platform manifest → layers, cached per digest', async (t) => {
   const { dir, cleanup } = await tempDir('sbom-store');

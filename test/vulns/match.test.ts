@@ -2,9 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { inventoryFromLayers } from '../../src/sbom/index.js';
-import { exceedsFailOn, importOsv, matchInventory, VulnDb, countBySeverity, type Finding } from '../../src/vulns/index.js';
+import { SbomStore } from '../../src/sbom/index.js';
+import { exceedsFailOn, formatFindings, importOsv, matchInventory, scanImage, vulnDbPath, VulnDb, countBySeverity, type Finding } from '../../src/vulns/index.js';
 import { isHangarError } from '../../src/shared/errors.js';
-import { ALPINE_OS_RELEASE, APK_INSTALLED, debianBaseLayer, npmAppLayer, pythonLayer, tempDir, writeLayers } from '../sbom/fixtures.js';
+import { ALPINE_OS_RELEASE, APK_INSTALLED, blobStore, pushImage, debianBaseLayer, npmAppLayer, pythonLayer, tempDir, writeLayers } from '../sbom/fixtures.js';
 import { RECORDS, writeOsvDir } from './osv-fixture.js';
 
 // Findings sort by severity, then package name in code-point order (upper case first).
@@ -97,4 +98,39 @@ test('packages whose ecosystem has no data loaded are reported as unchecked, not
   const bare = await inventoryFromLayers(await writeLayers(dir, [{ items: debianBaseLayer().filter((i) => !i.path.includes('os-release')) }]));
   assert.match(bare.warnings[0]!, /no \/etc\/os-release in the image/);
   assert.match(matchInventory(db, bare).warnings[0]!, /5 package\(s\) have no known OSV ecosystem/);
+});
+
+test('scanImage: an image in the registry store, scanned twice (second inventory from the cache), and the text report', async (t) => {
+  const { dir, cleanup } = await tempDir('vulns-scan');
+  t.after(cleanup);
+  const dataDir = join(dir, 'data');
+  await importOsv(vulnDbPath(dataDir), await writeOsvDir(join(dir, 'osv')));
+  const db = VulnDb.open(vulnDbPath(dataDir));
+  t.after(async () => db.close());
+  const s = await blobStore(dir);
+  const digest = await pushImage(s, 'demo', 'deployment-1', await writeLayers(dir, [{ items: debianBaseLayer() }, { items: npmAppLayer() }]));
+  const cache = new SbomStore(dataDir);
+  const first = await scanImage(s.store, 'demo', 'deployment-1', db, { cache, minSeverity: 'HIGH' });
+  assert.equal(first.digest, digest);
+  assert.equal(first.cachedInventory, false);
+  assert.equal(first.packages, 10);
+  assert.deepEqual(first.findings.map((f) => `${f.id} ${f.package}`), [
+    'GHSA-67hx-6x53-jw92 @babel/traverse',
+    'GHSA-xvch-5gv4-984h minimist',
+    'DEBIAN-CVE-2099-0004 bash',
+    'DEBIAN-CVE-2099-0001 libssl3',
+    'GHSA-35jh-r3h4-6jhm lodash',
+    'DEBIAN-CVE-2099-0001 openssl',
+  ]);
+  const second = await scanImage(s.store, 'demo', digest, db, { cache, minSeverity: 'HIGH' });
+  assert.equal(second.cachedInventory, true);
+  assert.deepEqual(second.findings, first.findings);
+
+  const text = formatFindings(first);
+  const lines = text.split('\n');
+  assert.match(lines[0]!, /^SEVERITY\s+ID\s+PACKAGE\s+INSTALLED\s+FIXED\s+SUMMARY$/);
+  assert.match(text, /HIGH\s+DEBIAN-CVE-2099-0001\s+libssl3 \(openssl\)\s+3\.0\.11-1~deb12u1\s+3\.0\.11-1\s+openssl: fixed in 3\.0\.11-1/);
+  assert.match(text, /HIGH\s+DEBIAN-CVE-2099-0004\s+bash\s+5\.2\.15-2\+b2\s+\(none\)/);
+  assert.match(text, /Total: 6 \(CRITICAL: 2, HIGH: 4, MEDIUM: 0, LOW: 0, UNKNOWN: 0\)/);
+  assert.equal(formatFindings({ findings: [], warnings: ['w1'] }), 'No known vulnerabilities found.\n\nTotal: 0 (CRITICAL: 0, HIGH: 0, MEDIUM: 0, LOW: 0, UNKNOWN: 0)\nwarning: w1\n');
 });
