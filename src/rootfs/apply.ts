@@ -343,12 +343,8 @@ export function splitName(name: string, what = 'entry'): string[] {
 }
 
 function lstatOrUndefined(p: string): Stats | undefined {
-  try {
-    return lstatSync(p);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
-  }
+  // throwIfNoEntry: no exception object per missing path (most entries are new).
+  return lstatSync(p, { throwIfNoEntry: false });
 }
 
 function removeAny(p: string, st: Stats): void {

@@ -5,10 +5,11 @@
  * to their final place in the tree.
  */
 import { createHash } from 'node:crypto';
+import { accessSync, constants as fsConstants } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
+import { createGunzip, type ZlibOptions } from 'node:zlib';
 import { Decompress as ZstdDecompress } from 'fzstd';
 import { HangarError } from '../shared/errors.js';
 import { run } from '../shared/process.js';
@@ -72,6 +73,8 @@ export async function resolveImage(
   reference: string,
   canonical: string,
   signal?: AbortSignal,
+  /** Already-converted images by manifest digest: a hit skips fetching the config. */
+  known?: (digest: string) => ResolvedImage | undefined,
 ): Promise<ResolvedImage> {
   const what = canonical;
   const top = await source.fetchManifest(reference, signal);
@@ -90,6 +93,8 @@ export async function resolveImage(
       throw new HangarError('BAD_IMAGE', `${what}: an index points at another index; nested indexes are not supported`, { status: 422 });
     digest = chosen.digest;
   }
+  const hit = known?.(digest);
+  if (hit) return { ...hit, reference: canonical, indexDigest };
   const configBytes = await source.fetchBlob(parsed.config.digest, MAX_CONFIG_BYTES, signal);
   verifyBytes(configBytes, parsed.config.digest, `${what} (config)`);
   const cfg = parseImageConfig(configBytes, what);
@@ -113,6 +118,8 @@ export interface BuildTreeOptions {
   limits?: ConvertLimits;
   signal?: AbortSignal;
   zstd?: ZstdMode;
+  /** 'cli': ISA-L igzip when installed (default); 'js': node:zlib. */
+  gzip?: ZstdMode;
 }
 
 /** Apply every layer of `image` to the (empty) directory `root`. */
@@ -220,8 +227,13 @@ async function decompressInto(
   options: BuildTreeOptions,
 ): Promise<void> {
   const signal = options.signal;
-  if (kind === 'gzip') {
-    await pipeline(Readable.from(all(), { objectMode: false }), createGunzip({ chunkSize: 256 << 10 }), consume, { signal });
+  if (kind === 'gzip' && (options.gzip ?? (hasTool('igzip') ? 'cli' : 'js')) === 'cli') {
+    // ISA-L's igzip decompresses ~4x faster than zlib, in its own process on the other core.
+    await cliDecompress('igzip', ['-d', '-c'], all(), consume, signal);
+  } else if (kind === 'gzip') {
+    await pipeline(Readable.from(all(), { objectMode: false }), createGunzip({ chunkSize: 256 << 10, readableHighWaterMark: 4 << 20 } as ZlibOptions), consume, {
+      signal,
+    });
   } else if (kind === 'zstd' && (options.zstd ?? 'cli') === 'js') {
     let err: unknown;
     const d = new ZstdDecompress((chunk) => {
@@ -241,22 +253,28 @@ async function decompressInto(
     d.push(new Uint8Array(0), true);
     if (err !== undefined) throw err;
   } else if (kind === 'zstd') {
-    await zstdCli(all(), consume, signal);
+    await cliDecompress('zstd', ['-d', '-c', '-q', '--no-progress'], all(), consume, signal);
   } else {
     await consume(all());
   }
 }
 
-/** Decompress through the zstd CLI (argv only): native speed, runs beside us on the other core. */
-async function zstdCli(input: AsyncIterable<Buffer>, consume: (src: AsyncIterable<Buffer>) => Promise<void>, signal?: AbortSignal) {
-  const child = spawn('zstd', ['-d', '-c', '-q', '--no-progress'], { stdio: ['pipe', 'pipe', 'pipe'] });
+/** Decompress through a CLI (argv only): native speed, in parallel with our own work on the other core. */
+async function cliDecompress(
+  file: string,
+  args: string[],
+  input: AsyncIterable<Buffer>,
+  consume: (src: AsyncIterable<Buffer>) => Promise<void>,
+  signal?: AbortSignal,
+) {
+  const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   const stderr: Buffer[] = [];
   child.stderr.on('data', (d: Buffer) => stderr.push(d));
   const exited = new Promise<number>((resolve, reject) => {
     child.on('error', (e) =>
       reject(
         (e as NodeJS.ErrnoException).code === 'ENOENT'
-          ? new HangarError('MISSING_TOOL', 'zstd is not installed; run scripts/setup.sh', { status: 500 })
+          ? new HangarError('MISSING_TOOL', `${file} is not installed; run scripts/setup.sh`, { status: 500 })
           : e,
       ),
     );
@@ -267,13 +285,30 @@ async function zstdCli(input: AsyncIterable<Buffer>, consume: (src: AsyncIterabl
       pipeline(Readable.from(input), child.stdin, { signal }),
       consume(child.stdout),
       exited.then((code) => {
-        if (code !== 0) throw new ZstdError(Buffer.concat(stderr).toString().trim() || `zstd exited with ${code}`);
+        if (code !== 0) throw new ZstdError(`${file}: ${Buffer.concat(stderr).toString().trim() || `exited with ${code}`}`);
       }),
     ]);
   } catch (e) {
     child.kill('SIGKILL');
     throw e;
   }
+}
+
+const toolCache = new Map<string, boolean>();
+function hasTool(name: string): boolean {
+  let v = toolCache.get(name);
+  if (v === undefined) {
+    v = (process.env.PATH ?? '/usr/bin:/bin').split(':').some((d) => {
+      try {
+        accessSync(`${d}/${name}`, fsConstants.X_OK);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    toolCache.set(name, v);
+  }
+  return v;
 }
 
 class ZstdError extends Error {}
@@ -298,7 +333,7 @@ function layerError(e: unknown, layer: Descriptor, i: number, n: number, image: 
   if (e instanceof TarFormatError)
     return new HangarError('BAD_LAYER', `${where} is not a valid tar archive: ${msg}. Rebuild and push the image again`, { status: 422, detail });
   const code = (e as NodeJS.ErrnoException)?.code;
-  if (e instanceof ZstdError || (typeof code === 'string' && code.startsWith('Z_')) || /zstd|invalid (block|zstd)|unexpected EOF/i.test(msg))
+  if (e instanceof ZstdError || (typeof code === 'string' && code.startsWith('Z_')) || /zstd|invalid (block|zstd)|unexpected (EOF|end of file)/i.test(msg))
     return new HangarError('BAD_LAYER', `${where}: its compressed stream is corrupt (${msg}). Rebuild and push the image again`, {
       status: 422,
       detail,

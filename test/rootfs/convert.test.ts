@@ -7,7 +7,7 @@ import { RootfsCache } from '../../src/rootfs/index.js';
 import { writeBusyboxImage, BUSYBOX } from '../fixtures/busybox-image.js';
 import { ociLayoutStore, writeOciImage } from '../fixtures/oci-layout.js';
 import { makeTar } from '../fixtures/tar-writer.js';
-import { mountErofs, tempDir } from './helpers.js';
+import { mountErofs, snapshot, tempDir } from './helpers.js';
 
 test('busybox OCI layout → EROFS image with the right files, links, modes and config', async () => {
   const t = tempDir();
@@ -159,6 +159,35 @@ test('layers: whiteouts, opaque dirs, cross-layer hard links, dir↔file replace
       m.unmount();
     }
     got.lease.release();
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('the CLI decompressors (igzip, zstd) and the in-process ones (node:zlib, fzstd) build identical trees', async () => {
+  const t = tempDir();
+  try {
+    const layout = join(t.dir, 'layout');
+    writeBusyboxImage(layout, {
+      tag: 'z',
+      compression: 'zstd',
+      extraLayers: [{ tar: makeTar([{ name: 'etc/motd', body: 'hello\n'.repeat(10000) }, { name: 'usr/bin/.wh.env' }]), compression: 'gzip' }],
+    });
+    const snaps = [];
+    for (const mode of ['cli', 'js'] as const) {
+      const cache = new RootfsCache({ dataDir: join(t.dir, mode), localStore: ociLayoutStore(layout), gzip: mode, zstd: mode });
+      const got = await cache.acquire('app:z');
+      const m = mountErofs(got.imagePath, join(t.dir, `mnt-${mode}`));
+      try {
+        snaps.push(snapshot(m.dir));
+      } finally {
+        m.unmount();
+      }
+      got.lease.release();
+    }
+    assert.ok(snaps[0]!.size > 100, String(snaps[0]!.size));
+    assert.equal(snaps[0]!.has('usr/bin/env'), false);
+    assert.deepEqual(snaps[0], snaps[1]);
   } finally {
     t.cleanup();
   }
