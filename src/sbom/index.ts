@@ -23,6 +23,7 @@ export { resolveImage } from './image.js';
 export { SbomStore } from './store.js';
 export { readTar, type TarEntry } from './tar.js';
 export { decompressStream } from './decompress.js';
+export { inventoryFromSbomDocument, parsePurl, type ParsedPurl } from './from-document.js';
 
 /** Inventory of an image given its layer tar streams (gzip/zstd/plain), bottom layer first. */
 export async function inventoryFromLayers(layers: readonly LayerSource[], opts?: InventoryOptions): Promise<Inventory> {

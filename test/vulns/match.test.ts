@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { inventoryFromLayers } from '../../src/sbom/index.js';
-import { SbomStore } from '../../src/sbom/index.js';
+import { inventoryFromSbomDocument, parsePurl, renderSbom, SbomStore } from '../../src/sbom/index.js';
 import { exceedsFailOn, formatFindings, importOsv, matchInventory, scanImage, vulnDbPath, VulnDb, countBySeverity, type Finding } from '../../src/vulns/index.js';
 import { isHangarError } from '../../src/shared/errors.js';
 import { ALPINE_OS_RELEASE, APK_INSTALLED, blobStore, pushImage, debianBaseLayer, npmAppLayer, pythonLayer, tempDir, writeLayers } from '../sbom/fixtures.js';
@@ -133,4 +133,38 @@ test('scanImage: an image in the registry store, scanned twice (second inventory
   assert.match(text, /HIGH\s+DEBIAN-CVE-2099-0004\s+bash\s+5\.2\.15-2\+b2\s+\(none\)/);
   assert.match(text, /Total: 6 \(CRITICAL: 2, HIGH: 4, MEDIUM: 0, LOW: 0, UNKNOWN: 0\)/);
   assert.equal(formatFindings({ findings: [], warnings: ['w1'] }), 'No known vulnerabilities found.\n\nTotal: 0 (CRITICAL: 0, HIGH: 0, MEDIUM: 0, LOW: 0, UNKNOWN: 0)\nwarning: w1\n');
+});
+
+test('matching an SBOM document: Hangar CycloneDX/SPDX round trip, Syft and Trivy purl conventions', async (t) => {
+  const { dir, db } = await setup(t);
+  const inv = await inventoryFromLayers(await writeLayers(dir, [{ items: debianBaseLayer() }, { items: npmAppLayer() }, { items: pythonLayer() }]));
+  const direct = matchInventory(db, inv).findings.map(line);
+  for (const format of ['cyclonedx', 'spdx'] as const) {
+    const doc = JSON.parse(JSON.stringify(renderSbom(inv, format, { name: 'demo' })));
+    const back = inventoryFromSbomDocument(doc);
+    assert.equal(back.packages.length, inv.packages.length, format);
+    assert.deepEqual(matchInventory(db, back).findings.map(line), direct, format);
+  }
+  const syft = {
+    bomFormat: 'CycloneDX',
+    specVersion: '1.5',
+    components: [
+      { type: 'library', name: 'libssl3', purl: 'pkg:deb/debian/libssl3@3.0.11-1~deb12u1?arch=amd64&upstream=openssl&distro=debian-12' },
+      { type: 'library', name: 'libcrypto3', purl: 'pkg:apk/alpine/libcrypto3@3.1.4-r1?arch=x86_64&distro=3.19.1', properties: [{ name: 'aquasecurity:trivy:SrcName', value: 'openssl' }] },
+      { type: 'library', name: 'PyYAML', purl: 'pkg:pypi/pyyaml@5.3.1' },
+      { type: 'library', name: 'thing', purl: 'pkg:golang/example.com/thing@v1.0.0' },
+    ],
+  };
+  const other = inventoryFromSbomDocument(syft);
+  assert.deepEqual(other.warnings, ['1 component(s) have no purl of a supported type (deb, apk, rpm, npm, pypi) and were skipped']);
+  assert.deepEqual(matchInventory(db, other).findings.map((f) => `${f.id} ${f.package}`).sort(), [
+    'ALPINE-CVE-2099-0001 libcrypto3',
+    'DEBIAN-CVE-2023-5678 libssl3',
+    'DEBIAN-CVE-2099-0001 libssl3',
+    'DEBIAN-CVE-2099-0005 libssl3',
+    'PYSEC-2021-142 PyYAML',
+  ]);
+  assert.deepEqual(parsePurl('pkg:npm/%40babel/traverse@7.22.0?a=1#x'), { type: 'npm', namespace: '@babel', name: 'traverse', version: '7.22.0', qualifiers: { a: '1' } });
+  assert.throws(() => inventoryFromSbomDocument({ hello: 1 }), /unrecognised SBOM/);
+  assert.throws(() => inventoryFromSbomDocument({ bomFormat: 'CycloneDX', components: [] }), (e: unknown) => isHangarError(e) && e.code === 'NO_PACKAGE_DATA');
 });
