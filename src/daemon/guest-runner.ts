@@ -2,6 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { constants as osConstants } from 'node:os';
 import type { BootSpec, GuestExit, GuestRunner, RunningGuest } from '../machines/index.js';
+import { HangarError } from '../shared/errors.js';
 import type { VmDriver, VmExit, VmHandle } from '../vm/index.js';
 
 /** Where the adapter remembers how far into the VM's log file lines were stored. */
@@ -61,6 +62,12 @@ export function createGuestRunner(driver: VmDriver): GuestRunner {
         });
       },
       async exec(argv, timeoutMs) {
+        // A machine is "started" as soon as its VM runs; commands can only
+        // reach it once the init is up, so wait for that (bounded).
+        await Promise.race([
+          h.waitStarted(),
+          new Promise((_, reject) => setTimeout(() => reject(new HangarError('TIMEOUT', 'the machine did not finish booting in time; try again', { status: 408 })), timeoutMs).unref()),
+        ]);
         const r = await h.exec(argv, { timeoutMs });
         return {
           exit_code: r.exitCode,

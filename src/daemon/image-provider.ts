@@ -36,7 +36,10 @@ export function createImageProvider(opts: {
           throw new HangarError('NOT_FOUND', `image ${image} not found: no app "${owner}" in this Hangar's registry; push it first (see \`hangar auth docker\`)`);
         }
       }
-      const got = await opts.cache.acquire(image);
+      // An image of one of this Hangar's apps is looked up only here: never
+      // fall through to Docker Hub for it (a typo must not leave the host).
+      const pinned = local && ref.host === undefined && opts.accounts.findApp(ref.path.split('/')[0]!) ? `${opts.localHosts()[0]}/${image}` : image;
+      const got = await opts.cache.acquire(pinned);
       const repository = ref.path;
       return {
         imagePath: got.imagePath,

@@ -248,8 +248,10 @@ export class MachineManager {
     try {
       image = await this.o.images.acquire(m.config.image, { app: m.app });
     } catch (err) {
-      this.fail(m, `image ${m.config.image}: ${(err as Error).message}`);
-      throw err;
+      const reason = `cannot get image ${m.config.image}: ${(err as Error).message}`;
+      this.fail(m, reason);
+      if (err instanceof HangarError && err.status < 500) throw new HangarError(err.code, reason, { status: err.status });
+      throw new HangarError('IMAGE_UNAVAILABLE', reason, { status: 502, expose: true, cause: err });
     }
     let mounts: GuestMount[] = [];
     let guest: RunningGuest;

@@ -17,7 +17,9 @@ export interface TestDaemon {
 export async function startTestDaemon(options: Partial<DaemonOptions> = {}): Promise<TestDaemon> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'hangar-test-'));
   const logs: string[] = [];
-  const daemon = await startDaemon({ listen: '127.0.0.1:0', logger: createLogger((l) => logs.push(l)), ...options, dataDir });
+  // HANGAR_TEST_LOG=1 shows the daemon's log on stderr while debugging a test.
+  const sink = process.env.HANGAR_TEST_LOG ? (l: string) => process.stderr.write(l + '\n') : (l: string) => logs.push(l);
+  const daemon = await startDaemon({ listen: '127.0.0.1:0', logger: createLogger(sink), ...options, dataDir });
   const adminToken = readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
   return {
     daemon,
