@@ -120,8 +120,13 @@ test('expired or tampered registry token: 401 with the challenge', async () => {
   // Same claims, still valid, but signature tampered.
   const valid = signer.sign({ ...claims, exp: now + 300 });
   assert.equal((await r.http('GET', '/v2/demo/manifests/v1', { headers: { authorization: `Bearer ${valid}` } })).status, 200);
-  const forged = new TokenSigner(join(mkdtempSync(join(tmpdir(), 'hangar-key-')), 'k')).sign({ ...claims, exp: now + 300 });
-  assert.equal((await r.http('GET', '/v2/demo/manifests/v1', { headers: { authorization: `Bearer ${forged}` } })).status, 401);
+  const keyDir = mkdtempSync(join(tmpdir(), 'hangar-key-'));
+  try {
+    const forged = new TokenSigner(join(keyDir, 'k')).sign({ ...claims, exp: now + 300 });
+    assert.equal((await r.http('GET', '/v2/demo/manifests/v1', { headers: { authorization: `Bearer ${forged}` } })).status, 401);
+  } finally {
+    rmSync(keyDir, { recursive: true, force: true });
+  }
 });
 
 test('catalog needs credentials', async () => {

@@ -97,3 +97,17 @@ test('buildah pull and push (vfs storage in a temp dir)', async () => {
     await run('chmod', ['-R', 'u+w', join(tmp, 'bh-root')], { allowFailure: true });
   }
 });
+
+test('podman pull and push with only `hangar auth docker` set up', async () => {
+  await skopeo('copy', `oci:${layout}:latest`, `docker://${r.host}/demo/podman:src`);
+  const storage = ['--root', join(tmp, 'pd-root'), '--runroot', join(tmp, 'pd-run'), '--storage-driver', 'vfs', '--cgroup-manager', 'cgroupfs', '--events-backend', 'none'];
+  const podman = (...args: string[]) => run('podman', [...storage, ...args], { env, timeoutMs: 180_000 });
+  try {
+    await podman('pull', '--quiet', `${r.host}/demo/podman:src`);
+    await podman('push', '--quiet', `${r.host}/demo/podman:src`, `${r.host}/demo/podman:pushed`);
+    assert.deepEqual(JSON.parse((await skopeo('list-tags', `docker://${r.host}/demo/podman`)).stdout).Tags.sort(), ['pushed', 'src']);
+  } finally {
+    await run('podman', [...storage, 'rmi', '--all', '--force'], { env, allowFailure: true });
+    await run('chmod', ['-R', 'u+w', join(tmp, 'pd-root')], { allowFailure: true });
+  }
+});
