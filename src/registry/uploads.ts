@@ -1,6 +1,7 @@
 import { createHash, randomUUID, type Hash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { open, stat, truncate } from 'node:fs/promises';
+import { open, readdir, stat, truncate } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ContentStore } from './content-store.js';
@@ -140,6 +141,17 @@ export class Uploads {
       if (this.live.get(id)?.busy) continue;
       await this.drop(id);
       n++;
+    }
+    // Session files whose row is gone (a crash between creating the file and the row).
+    const ids = this.meta.uploadIds();
+    const cutoff = Date.now() - maxAgeMs;
+    for (const f of await readdir(this.store.uploadsDir)) {
+      if (f.endsWith('.tmp') || ids.has(f)) continue;
+      const st = await stat(join(this.store.uploadsDir, f)).catch(() => undefined);
+      if (st && st.mtimeMs < cutoff) {
+        await this.store.remove(join(this.store.uploadsDir, f));
+        n++;
+      }
     }
     return n;
   }

@@ -1,10 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, utimesSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { run } from '../../src/shared/process.js';
-import { startRegistry, pushBlob, pushImage, sha256, storedBlobFiles, type RegistryFixture } from './helpers.js';
+import { startRegistry, pushBlob, pushImage, sha256, storedBlobFiles, uploadFiles, type RegistryFixture } from './helpers.js';
 
 const HANGAR = fileURLToPath(new URL('../../../bin/hangar', import.meta.url));
 
@@ -131,6 +132,28 @@ test('`hangar registry gc` and `hangar registry list` through the CLI; gc needs 
     assert.match(denied.stderr, /admin/);
     const list = await run(process.execPath, [HANGAR, 'registry', 'list', '--json'], { env: { ...env, HANGAR_ACCESS_TOKEN: r.token } });
     assert.deepEqual(JSON.parse(list.stdout).map((x: { name: string }) => x.name), ['demo']);
+  } finally {
+    await r.close();
+  }
+});
+
+test('upload sessions expire: the sweep removes idle sessions and stray session files', async () => {
+  const r = await startRegistry();
+  try {
+    const post = await r.http('POST', '/v2/demo/blobs/uploads/');
+    await r.http('PATCH', String(post.headers.location), { body: randomBytes(100) });
+    const fresh = await r.http('POST', '/v2/demo/blobs/uploads/');
+    const stray = join(r.dataDir, 'registry', 'uploads', '00000000-0000-0000-0000-000000000000');
+    writeFileSync(stray, 'left over');
+    utimesSync(stray, new Date(Date.now() - 3 * 86400_000), new Date(Date.now() - 3 * 86400_000));
+    // Age the first session past the 24 h expiry.
+    r.daemon.store.db.prepare('UPDATE registry_uploads SET updated_at = ? WHERE id = ?').run(Date.now() - 25 * 3600_000, String(post.headers['docker-upload-uuid']));
+    const removed = await r.daemon.registry.uploads.sweep(r.daemon.registry.uploadExpiryMs);
+    assert.equal(removed, 2);
+    assert.equal((await r.http('GET', String(post.headers.location))).status, 404);
+    assert.equal((await r.http('GET', String(fresh.headers.location))).status, 204);
+    assert.equal(existsSync(stray), false);
+    assert.deepEqual(uploadFiles(r.dataDir), [String(fresh.headers['docker-upload-uuid'])]);
   } finally {
     await r.close();
   }
