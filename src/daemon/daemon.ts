@@ -25,6 +25,7 @@ import { createGuestRunner } from './guest-runner.js';
 import { Builder } from '../build/index.js';
 import { Deployer, Releases } from '../deploy/index.js';
 import { deployRoutes } from '../api/deploy-routes.js';
+import { createProxy, machineBackends, type Proxy } from '../proxy/index.js';
 
 export interface DaemonOptions {
   dataDir: string;
@@ -32,6 +33,8 @@ export interface DaemonOptions {
   listen: string;
   /** host:port of the HTTP edge proxy (default 127.0.0.1:8080). */
   proxyListen?: string;
+  /** Apps are served at <app>.<proxyDomain> (default localhost, or $HANGAR_PROXY_DOMAIN). */
+  proxyDomain?: string;
   logger?: Logger;
 }
 
@@ -54,6 +57,9 @@ export interface Daemon {
   rootfs: RootfsCache;
   secrets: Secrets;
   volumes: Volumes;
+  proxy: Proxy;
+  /** http://host:port of the edge proxy. */
+  proxyUrl: string;
   close(): Promise<void>;
 }
 
@@ -173,6 +179,36 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   if (reconciled.killed.length) log.warn('killed VMs of machines that should not run', { pids: reconciled.killed });
   await machines.recover();
 
+  // The HTTP edge (docs/proxy.md). A daemon on an ephemeral API port (tests)
+  // gets an ephemeral proxy port too, so parallel daemons never collide on 8080.
+  const proxyListen = options.proxyListen ?? (port === 0 ? '127.0.0.1:0' : '127.0.0.1:8080');
+  const proxyAt = parseListen(proxyListen);
+  const proxy = createProxy({
+    backends: machineBackends({
+      machines,
+      appExists: (name) => accounts.findApp(name) !== undefined,
+      apps: () => accounts.listApps({ tokenId: 'proxy', orgId: null }).map((a) => a.name),
+    }),
+    domain: options.proxyDomain ?? process.env.HANGAR_PROXY_DOMAIN,
+    log,
+  });
+  let proxyPort: number;
+  try {
+    proxyPort = await proxy.listen(proxyAt.host, proxyAt.port);
+  } catch (e) {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    machines.close();
+    store.close();
+    throw new HangarError(
+      'LISTEN_FAILED',
+      (e as NodeJS.ErrnoException).code === 'EADDRINUSE'
+        ? `the proxy address ${proxyListen} is already in use; choose another with --proxy-listen`
+        : `cannot listen on ${proxyListen} for the proxy: ${(e as Error).message}`,
+    );
+  }
+  const proxyUrl = `http://${proxyAt.host.includes(':') ? `[${proxyAt.host}]` : proxyAt.host}:${proxyPort}`;
+  log.info('hangar proxy listening', { url: proxyUrl, domain: proxy.domain });
+
   let closing: Promise<void> | undefined;
   return {
     url,
@@ -187,8 +223,11 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     rootfs,
     secrets,
     volumes,
+    proxy,
+    proxyUrl,
     close() {
       closing ??= (async () => {
+        await proxy.close();
         await new Promise<void>((resolve) => {
           server.close(() => resolve());
           server.closeAllConnections();
