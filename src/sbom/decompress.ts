@@ -1,3 +1,7 @@
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { once } from 'node:events';
+import { delimiter, join } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import { Readable } from 'node:stream';
 import { Decompress } from 'fzstd';
@@ -12,8 +16,25 @@ export function sniffCompression(head: Uint8Array): Compression {
   return 'none';
 }
 
+export interface DecompressOptions {
+  /**
+   * zstd decoder: 'auto' uses the zstd program when it is on PATH (about ten
+   * times faster than the pure-JS fzstd here), 'js' forces fzstd, any other
+   * string is the path of a zstd binary.
+   */
+  zstd?: 'auto' | 'js' | string;
+}
+
+let zstdOnPath: string | null | undefined;
+const existsAbs = (p: string) => p.startsWith('/') && existsSync(p);
+function findZstd(): string | null {
+  if (zstdOnPath === undefined) {
+    zstdOnPath = (process.env.PATH ?? '').split(delimiter).map((d) => join(d, 'zstd')).find(existsAbs) ?? null;
+  }
+  return zstdOnPath;
+}
 /** Decompress a layer stream (gzip, zstd or plain tar, detected from content). */
-export async function* decompressStream(source: AsyncIterable<Uint8Array>): AsyncGenerator<Buffer> {
+export async function* decompressStream(source: AsyncIterable<Uint8Array>, opts: DecompressOptions = {}): AsyncGenerator<Buffer> {
   const it = source[Symbol.asyncIterator]();
   const head: Buffer[] = [];
   let headLen = 0;
@@ -52,6 +73,8 @@ export async function* decompressStream(source: AsyncIterable<Uint8Array>): Asyn
     } finally {
       input.destroy();
     }
+  } else if ((opts.zstd ?? 'auto') !== 'js' && (opts.zstd && opts.zstd !== 'auto' ? opts.zstd : findZstd())) {
+    yield* zstdProcess(all(), opts.zstd && opts.zstd !== 'auto' ? opts.zstd : findZstd()!);
   } else {
     let out: Buffer[] = [];
     const z = new Decompress((chunk) => {
@@ -83,4 +106,35 @@ function pushZ(z: Decompress, chunk: Buffer, final: boolean): void {
 function corrupt(kind: string, e: unknown): HangarError {
   if (e instanceof HangarError) return e;
   return new HangarError('SBOM_BAD_LAYER', `layer is not valid ${kind} data (${(e as Error).message}); the blob is corrupt, re-push the image`, { cause: e });
+}
+
+/** Stream through `zstd -dc`: argv only, killed if the reader stops early. */
+async function* zstdProcess(input: AsyncIterable<Buffer>, bin: string): AsyncGenerator<Buffer> {
+  const child = spawn(bin, ['-dcq'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
+  child.stdin.on('error', () => {}); // EPIPE when zstd rejects the data; reported via its exit status
+  const exited = new Promise<number>((resolve) => {
+    child.on('error', (e) => {
+      stderr += e.message;
+      resolve(127);
+    });
+    child.on('close', (code) => resolve(code ?? 1));
+  });
+  const feeding = (async () => {
+    for await (const c of input) {
+      if (child.stdin.destroyed) return;
+      if (!child.stdin.write(c)) await Promise.race([once(child.stdin, 'drain'), exited]);
+    }
+    child.stdin.end();
+  })();
+  feeding.catch(() => child.kill('SIGKILL'));
+  try {
+    for await (const c of child.stdout) yield c as Buffer;
+    await feeding;
+    const code = await exited;
+    if (code !== 0) throw corrupt('zstd', new Error(stderr.trim() || `zstd exited with status ${code}`));
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  }
 }

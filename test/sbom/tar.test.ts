@@ -100,3 +100,26 @@ test('entries that climb out of the root are ignored', async () => {
   const got = await list(tar);
   assert.deepEqual(got.map((g) => g.path), ['fine']);
 });
+
+test('zstd: the zstd program and the pure-JS decoder give identical output; corrupt data fails on both', async (t) => {
+  const { dir, cleanup } = await tempDir('zstd');
+  t.after(cleanup);
+  const raw = join(dir, 'data.bin');
+  const payload = Buffer.concat(Array.from({ length: 200 }, (_, i) => Buffer.from(`line ${i} ${'x'.repeat(i % 97)}\n`.repeat(50))));
+  await writeFile(raw, payload);
+  await run('zstd', ['-q', '-f', '-o', raw + '.zst', raw]);
+  const z = await readFile(raw + '.zst');
+  const chunks = (b: Buffer) => Readable.from(Array.from({ length: Math.ceil(b.length / 4096) }, (_, i) => b.subarray(i * 4096, (i + 1) * 4096)));
+  const collect = async (mode: 'js' | 'auto', b: Buffer) => {
+    const out: Buffer[] = [];
+    for await (const c of decompressStream(chunks(b), { zstd: mode })) out.push(c);
+    return Buffer.concat(out);
+  };
+  assert.ok((await collect('auto', z)).equals(payload));
+  assert.ok((await collect('js', z)).equals(payload));
+  const bad = Buffer.from(z);
+  bad.fill(0x55, 20, 200);
+  for (const mode of ['auto', 'js'] as const) {
+    await assert.rejects(collect(mode, bad), (e: unknown) => isHangarError(e) && e.code === 'SBOM_BAD_LAYER' && /not valid zstd data/.test(e.message), mode);
+  }
+});
