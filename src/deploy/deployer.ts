@@ -183,7 +183,7 @@ export class Deployer {
 
   private async immediate(app: string, machines: MachineRecord[], mc: MachineConfig, out: DeployEvent, group: string): Promise<void> {
     out(`[${group}] updating ${machines.length} machine(s) at once (immediate: no health checks)`);
-    const results = await Promise.allSettled(machines.map((m) => this.o.machines.update(app, m.id, { config: mc })));
+    const results = await Promise.allSettled(machines.map((m) => this.updateAndStart(app, m.id, mc)));
     const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [`${machines[i]!.id}: ${(r.reason as Error).message}`] : []));
     if (failed.length) throw new HangarError('DEPLOY_FAILED', `[${group}] ${failed.length} machine(s) failed to update: ${failed.join('; ')}`, { status: 422 });
   }
@@ -198,8 +198,9 @@ export class Deployer {
       try {
         await Promise.all(
           slice.map(async (m) => {
-            await this.o.machines.update(app, m.id, { config: mc });
-            await this.waitHealthy(app, m.id, mc, waitMs, out, group);
+            const since = new Date().toISOString();
+            await this.updateAndStart(app, m.id, mc);
+            await this.waitHealthy(app, m.id, mc, waitMs, out, group, since);
           }),
         );
       } catch (err) {
@@ -250,9 +251,16 @@ export class Deployer {
     for (const m of blue) await this.o.machines.destroy(app, m.id, true).catch(() => undefined);
   }
 
+  /** Update a machine's config; a deploy also starts machines that were stopped (e.g. crashed ones). */
+  private async updateAndStart(app: string, id: string, mc: MachineConfig): Promise<void> {
+    const m = await this.o.machines.update(app, id, { config: mc });
+    if (m.state === 'stopped' || m.state === 'failed' || m.state === 'created') await this.o.machines.start(app, id);
+  }
+
   async createAndWait(app: string, mc: MachineConfig, waitMs: number, out: DeployEvent, group: string): Promise<MachineRecord> {
+    const since = new Date().toISOString();
     const m = await this.o.machines.create(app, { config: mc });
-    await this.waitHealthy(app, m.id, mc, waitMs, out, group);
+    await this.waitHealthy(app, m.id, mc, waitMs, out, group, since);
     return this.o.machines.get(app, m.id);
   }
 
@@ -260,7 +268,7 @@ export class Deployer {
    * Started, and (when the config has checks) passing every check against
    * the machine's forwarded host ports. Fails fast when the machine stops.
    */
-  async waitHealthy(app: string, id: string, mc: MachineConfig, waitMs: number, out: DeployEvent, group: string): Promise<void> {
+  async waitHealthy(app: string, id: string, mc: MachineConfig, waitMs: number, out: DeployEvent, group: string, since = new Date(Date.now() - 1000).toISOString()): Promise<void> {
     const deadline = Date.now() + waitMs;
     const checks = checksOf(mc);
     let startedAt: number | undefined;
@@ -269,7 +277,7 @@ export class Deployer {
       const m = this.o.machines.get(app, id);
       if (m.state === 'started') startedAt ??= Date.now();
       else if (['stopped', 'failed', 'destroyed'].includes(m.state) || (startedAt !== undefined && m.state !== 'starting')) {
-        const logs = this.o.logs?.query({ app, machineId: id, limit: 1000 }).slice(-8).map((l) => `    ${l.message}`).join('\n');
+        const logs = this.o.logs?.query({ app, machineId: id, limit: 1000 }).filter((l) => l.timestamp >= since).slice(-8).map((l) => `    ${l.message}`).join('\n');
         throw new HangarError('MACHINE_FAILED', `[${group}] machine ${id} is ${m.state}${m.reason ? ` (${m.reason})` : ''}${logs ? `; last output:\n${logs}` : ''}`, { status: 422 });
       }
       if (startedAt !== undefined) {
