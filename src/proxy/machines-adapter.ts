@@ -31,14 +31,16 @@ function toBackend(m: MachineRecord): BackendMachine {
 /** The proxy's view of the real MachineManager. */
 export function machineBackends(o: MachineBackendsOptions): ProxyBackends {
   const cacheMs = o.cacheMs ?? 200;
-  const cache = new Map<string, { at: number; list: BackendMachine[] | undefined }>();
+  const cache = new Map<string, { at: number; list: BackendMachine[] | undefined; routable: boolean }>();
   return {
     machinesFor(app) {
       const now = Date.now();
       const hit = cache.get(app);
-      if (hit && now - hit.at < cacheMs) return hit.list;
+      // Only a list with a started machine is served from the cache: a machine
+      // just created or started elsewhere must be seen at once.
+      if (hit && now - hit.at < cacheMs && hit.routable) return hit.list;
       const list = o.appExists(app) ? o.machines.list(app).map(toBackend) : undefined;
-      cache.set(app, { at: now, list });
+      cache.set(app, { at: now, list, routable: list?.some((m) => m.state === 'started') ?? false });
       if (cache.size > 10_000) cache.clear();
       return list;
     },
