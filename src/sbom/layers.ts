@@ -34,12 +34,15 @@ export async function viewFromLayers(layers: readonly LayerSource[]): Promise<Fi
             const slash = entry.path.lastIndexOf('/');
             const base = entry.path.slice(slash + 1);
             const dir = slash < 0 ? '' : entry.path.slice(0, slash);
+            // Whiteouts only matter when they hide something we track; checking first keeps
+            // a layer with thousands of deletions from scanning the state for each one.
             if (base === '.wh..wh..opq') {
-              opaque.push(dir);
+              if (dir === '' || lower.hasDir(dir)) opaque.push(dir);
               return false;
             }
             if (base.startsWith('.wh.')) {
-              removals.push((dir ? dir + '/' : '') + base.slice(4));
+              const target = (dir ? dir + '/' : '') + base.slice(4);
+              if (lower.has(target) || lower.hasDir(target)) removals.push(target);
               return false;
             }
             if (entry.type === 'dir') {
