@@ -12,6 +12,7 @@ import { isDigestRef, parseDigest, digestOf, type Digest } from './digest.js';
 import { isValidTag, parseRepoName } from './names.js';
 import { MAX_MANIFEST_BYTES, MT, parseManifest } from './manifests.js';
 import { uploadLocation, type Session } from './uploads.js';
+import { sendFileRange } from './send-file.js';
 import type { Caller } from './auth.js';
 import type { Registry } from './registry.js';
 
@@ -423,7 +424,7 @@ async function blob(reg: Registry, req: IncomingMessage, res: ServerResponse, me
     res.end();
     return;
   }
-  await pipeline(fh.createReadStream({ start, end, highWaterMark: 1 << 20 }), res);
+  await sendFileRange(fh, res, start, end);
 }
 
 // --- uploads --------------------------------------------------------------------------
