@@ -1,7 +1,7 @@
 import { lstat, opendir, readFile, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HangarError } from '../shared/errors.js';
-import { isInteresting, isMarker, MAX_FILE_BYTES, MAX_TOTAL_BYTES, type FileView } from './files.js';
+import { isInteresting, isMarker, MAX_FILE_BYTES, MAX_SYMLINKS, MAX_TOTAL_BYTES, type FileView } from './files.js';
 
 /** Gather package-data files from a flattened root filesystem (never following symlinked directories). */
 export async function viewFromDirectory(root: string): Promise<FileView> {
@@ -24,7 +24,10 @@ export async function viewFromDirectory(root: string): Promise<FileView> {
       const abs = join(dir, e.name);
       const r = rel ? `${rel}/${e.name}` : e.name;
       if (e.kind === 'dir') await walk(abs, r);
-      else if (e.kind === 'link') view.symlinks.set(r, await readlink(abs));
+      else if (e.kind === 'link') {
+        if (view.symlinks.size >= MAX_SYMLINKS) throw new HangarError('TOO_LARGE', `${root} has more than ${MAX_SYMLINKS} symlinks; it cannot be scanned`);
+        view.symlinks.set(r, await readlink(abs));
+      }
       else if (isMarker(r)) view.markers.add(r);
       else if (isInteresting(r)) {
         const size = (await lstat(abs)).size;

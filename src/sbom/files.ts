@@ -40,6 +40,8 @@ export function isInteresting(path: string): boolean {
 /** Per-file and total limits: package databases are small; anything bigger is not one. */
 export const MAX_FILE_BYTES = 256 * 1024 * 1024;
 export const MAX_TOTAL_BYTES = 1024 * 1024 * 1024;
+/** Symlinks are all kept for path resolution; a layer with millions of them is an attack, not an image. */
+export const MAX_SYMLINKS = 1_000_000;
 
 /**
  * Resolve `path` through the view's symlinks (any component), like the kernel

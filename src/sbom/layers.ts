@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { HangarError } from '../shared/errors.js';
 import { decompressStream } from './decompress.js';
 import { readTar } from './tar.js';
-import { isInteresting, isMarker, MAX_FILE_BYTES, MAX_TOTAL_BYTES, type FileView } from './files.js';
+import { isInteresting, isMarker, MAX_FILE_BYTES, MAX_SYMLINKS, MAX_TOTAL_BYTES, type FileView } from './files.js';
 
 /** A layer: a blob file path, or a function opening its (possibly compressed) tar stream. */
 export type LayerSource = string | (() => AsyncIterable<Uint8Array>);
@@ -18,6 +18,7 @@ type Node = { kind: 'file'; data: Buffer } | { kind: 'symlink'; target: string }
 export async function viewFromLayers(layers: readonly LayerSource[]): Promise<FileView> {
   const state = new Map<string, Node>();
   let total = 0;
+  let links = 0;
   for (const [index, layer] of layers.entries()) {
     const added = new Map<string, Node>();
     const removals: string[] = []; // remove path and everything below it
@@ -51,6 +52,7 @@ export async function viewFromLayers(layers: readonly LayerSource[]): Promise<Fi
             }
             if (lower.has(entry.path) || lower.hasDir(entry.path)) removals.push(entry.path);
             if (entry.type === 'symlink') {
+              if (++links > MAX_SYMLINKS) throw new HangarError('TOO_LARGE', `the image has more than ${MAX_SYMLINKS} symlinks; it cannot be scanned`);
               added.set(entry.path, { kind: 'symlink', target: entry.linkpath });
               return false;
             }
