@@ -94,6 +94,7 @@ async function waitHttp(url: string, ok: (s: number) => boolean): Promise<void> 
 
 interface Server {
   host: string;
+  pid: number;
   creds?: string;
   repo: string;
   stop(): Promise<void>;
@@ -122,7 +123,7 @@ async function startHangar(dir: string): Promise<Server> {
     body: JSON.stringify({ app_name: 'bench', org_slug: 'personal' }),
   });
   if (res.status !== 201) throw new Error(`create app: ${res.status}`);
-  return { host: `127.0.0.1:${port}`, creds: `hangar:${admin}`, repo: 'bench/image', stop: stopper(p) };
+  return { host: `127.0.0.1:${port}`, pid: p.pid!, creds: `hangar:${admin}`, repo: 'bench/image', stop: stopper(p) };
 }
 
 async function startDistribution(dir: string): Promise<Server> {
@@ -135,17 +136,34 @@ async function startDistribution(dir: string): Promise<Server> {
   );
   const p = spawn('docker-registry', ['serve', cfg], { stdio: 'ignore' });
   await waitHttp(`http://127.0.0.1:${port}/v2/`, (s) => s === 200);
-  return { host: `127.0.0.1:${port}`, repo: 'bench/image', stop: stopper(p) };
+  return { host: `127.0.0.1:${port}`, pid: p.pid!, repo: 'bench/image', stop: stopper(p) };
 }
 
-async function measure(kind: 'hangar' | 'distribution', layout: string, work: string): Promise<{ push: number; pull: number }> {
+/** CPU seconds (user + system) the server process has used: less noisy than wall time on a shared machine. */
+function cpuSeconds(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return (Number(rest[11]) + Number(rest[12])) / 100;
+}
+
+interface Sample {
+  push: number;
+  pull: number;
+  pushCpu: number;
+  pullCpu: number;
+}
+
+async function measure(kind: 'hangar' | 'distribution', layout: string, work: string): Promise<Sample> {
   const dir = mkdtempSync(join(work, `${kind}-`));
   const server = kind === 'hangar' ? await startHangar(join(dir, 'data')) : await startDistribution(dir);
   try {
     const creds = (flag: string) => (server.creds ? [`--${flag}-creds`, server.creds] : []);
+    const c0 = cpuSeconds(server.pid);
     const push = await exec('skopeo', ['copy', '--dest-tls-verify=false', ...creds('dest'), `oci:${layout}:latest`, `docker://${server.host}/${server.repo}:v1`]);
+    const c1 = cpuSeconds(server.pid);
     const pull = await exec('skopeo', ['copy', '--src-tls-verify=false', ...creds('src'), `docker://${server.host}/${server.repo}:v1`, `oci:${join(dir, 'pulled')}:v1`]);
-    return { push, pull };
+    const c2 = cpuSeconds(server.pid);
+    return { push, pull, pushCpu: c1 - c0, pullCpu: c2 - c1 };
   } finally {
     await server.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -165,14 +183,22 @@ async function main(): Promise<void> {
     const bytes = makeImage(layout);
     const mb = bytes / 1e6;
     console.log(`image: ${mb.toFixed(1)} MB in 5 layers; ${RUNS} alternating runs, fresh storage each run`);
-    const t: Record<'hangar' | 'distribution', { push: number[]; pull: number[] }> = { hangar: { push: [], pull: [] }, distribution: { push: [], pull: [] } };
+    const t: Record<'hangar' | 'distribution', { push: number[]; pull: number[]; pushCpu: number[]; pullCpu: number[] }> = {
+      hangar: { push: [], pull: [], pushCpu: [], pullCpu: [] },
+      distribution: { push: [], pull: [], pushCpu: [], pullCpu: [] },
+    };
     for (let i = 0; i < RUNS; i++) {
       const order: Array<'hangar' | 'distribution'> = i % 2 === 0 ? ['hangar', 'distribution'] : ['distribution', 'hangar'];
       for (const kind of order) {
         const r = await measure(kind, layout, work);
         t[kind].push.push(r.push);
         t[kind].pull.push(r.pull);
-        console.log(`run ${i + 1} ${kind.padEnd(12)} push ${r.push.toFixed(2)} s (${(mb / r.push).toFixed(0)} MB/s)  pull ${r.pull.toFixed(2)} s (${(mb / r.pull).toFixed(0)} MB/s)`);
+        t[kind].pushCpu.push(r.pushCpu);
+        t[kind].pullCpu.push(r.pullCpu);
+        console.log(
+          `run ${i + 1} ${kind.padEnd(12)} push ${r.push.toFixed(2)} s (${(mb / r.push).toFixed(0)} MB/s, server cpu ${r.pushCpu.toFixed(2)} s)  ` +
+            `pull ${r.pull.toFixed(2)} s (${(mb / r.pull).toFixed(0)} MB/s, server cpu ${r.pullCpu.toFixed(2)} s)`,
+        );
       }
     }
     const m = {
@@ -188,6 +214,10 @@ async function main(): Promise<void> {
       distribution_push_mb_s: Number((mb / m.distribution_push_s).toFixed(1)),
       hangar_pull_mb_s: Number((mb / m.hangar_pull_s).toFixed(1)),
       distribution_pull_mb_s: Number((mb / m.distribution_pull_s).toFixed(1)),
+      hangar_push_server_cpu_s: median(t.hangar.pushCpu),
+      distribution_push_server_cpu_s: median(t.distribution.pushCpu),
+      hangar_pull_server_cpu_s: median(t.hangar.pullCpu),
+      distribution_pull_server_cpu_s: median(t.distribution.pullCpu),
       image_mb: Number(mb.toFixed(1)),
       runs: RUNS,
     };

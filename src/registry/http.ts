@@ -438,7 +438,7 @@ async function uploads(
   id: string,
   query: URLSearchParams,
 ): Promise<void> {
-  const { caller, app } = access(reg, req, name, method === 'DELETE' || method === 'GET' ? 'push' : 'push');
+  const { caller, app } = access(reg, req, name, 'push');
   if (id === '') {
     if (method !== 'POST') throw methodNotAllowed(method);
     return startUpload(reg, req, res, name, app, caller, query);

@@ -37,6 +37,10 @@ export class Metadata {
     })();
   }
 
+  repoAppId(name: string): string | undefined {
+    return (this.db.prepare('SELECT app_id FROM registry_repos WHERE name = ?').get(name) as { app_id: string } | undefined)?.app_id;
+  }
+
   /** Whether the repo's stored data belongs to this app (false: stale data of a destroyed app of the same name). */
   repoOwnedBy(name: string, appId: string): boolean {
     const row = this.db.prepare('SELECT app_id FROM registry_repos WHERE name = ?').get(name) as { app_id: string } | undefined;

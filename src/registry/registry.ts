@@ -96,7 +96,8 @@ export class Registry implements LocalImageStore {
 
   /** Drop what a destroyed app of the same name left behind, so a new owner never sees it. */
   syncRepo(repo: string, app: App): void {
-    if (!this.meta.repoOwnedBy(repo, app.id) && this.meta.listRepos().some((r) => r.name === repo)) this.meta.dropRepo(repo);
+    const owner = this.meta.repoAppId(repo);
+    if (owner !== undefined && owner !== app.id) this.meta.dropRepo(repo);
   }
 
   /**
