@@ -1,0 +1,87 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { deployEnv, tarNames } from '../deploy/helpers.js';
+
+const SECRET = 'S3CRET-build-token-4f1c9a';
+
+const DOCKERFILE = `FROM debian:bookworm-slim AS base
+ARG GREETING=hi
+RUN echo "greeting=$GREETING" > /greeting
+
+FROM base AS withsecret
+RUN --mount=type=secret,id=apitoken test -s /run/secrets/apitoken && sha256sum /run/secrets/apitoken | cut -d' ' -f1 > /secret.sha
+
+FROM base AS other
+RUN echo other > /other.txt
+
+FROM withsecret AS final
+RUN echo final > /final.txt
+`;
+
+test('builder: flags, layer cache, secrets never in a layer, failed builds change nothing', { timeout: 600_000 }, async () => {
+  const env = await deployEnv();
+  const dir = mkdtempSync(join(tmpdir(), 'hangar-build-'));
+  try {
+    assert.equal((await env.t.api('POST', '/v1/apps', { app_name: 'bt', org_slug: 'personal' })).status, 201);
+    writeFileSync(join(dir, 'Dockerfile'), DOCKERFILE);
+    writeFileSync(join(dir, 'hangar.toml'), 'app = "bt"\n[build]\n  [build.args]\n    GREETING = "from-config"\n');
+    const flags = ['--build-only', '--push', '--build-arg', 'GREETING=hello-arg', '--build-secret', `apitoken=${SECRET}`];
+
+    // 1. multi-stage, build arg, build secret, label.
+    let r = await env.cli(['deploy', ...flags, '--image-label', 'v1'], dir);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout.trim(), new RegExp(`^${env.registryHost}/bt:v1@sha256:[a-f0-9]{64}$`));
+    assert.match(r.stderr, /STEP/);
+    assert.ok(!r.stderr.includes(SECRET) && !r.stdout.includes(SECRET), 'the secret never appears in build output');
+    const layers = env.layers('bt', 'v1');
+    for (const l of layers) assert.ok(!l.includes(Buffer.from(SECRET)), 'no layer contains the secret');
+    const all = Buffer.concat(layers);
+    assert.ok(all.includes(Buffer.from('greeting=hello-arg\n')), '--build-arg wins over [build.args]');
+    const sha = createHash('sha256').update(SECRET).digest('hex');
+    assert.ok(all.includes(Buffer.from(sha)), 'the RUN step saw the secret (its hash is in the image)');
+    const names = layers.flatMap(tarNames);
+    assert.ok(names.some((n) => n.endsWith('final.txt')));
+    assert.deepEqual(names.filter((n) => n.includes('run/secrets/') && !n.endsWith('run/secrets/')), [], 'the secret mount left no file');
+
+    // 2. --build-target picks another stage; default tag is deployment-<UTC timestamp>.
+    r = await env.cli(['deploy', '--build-only', '--push', '--build-target', 'other'], dir);
+    assert.equal(r.code, 0, r.stderr);
+    const m = new RegExp(`^${env.registryHost}/bt:(deployment-\\d{8}-\\d{6}(?:-\\d+)?)@sha256:`).exec(r.stdout.trim());
+    assert.ok(m, r.stdout);
+    const otherNames = env.layers('bt', m[1]!).flatMap(tarNames);
+    assert.ok(otherNames.some((n) => n.endsWith('other.txt')));
+    assert.ok(!otherNames.some((n) => n.endsWith('final.txt')));
+    assert.ok(env.layers('bt', m[1]!).every((l) => !l.includes(Buffer.from('greeting=hello-arg'))), 'config build args apply: GREETING from hangar.toml');
+
+    // 3. The layer cache is kept between builds; --no-cache skips it.
+    r = await env.cli(['deploy', ...flags, '--image-label', 'v1-again'], dir);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /Using cache/);
+    r = await env.cli(['deploy', ...flags, '--image-label', 'v1-nocache', '--no-cache'], dir);
+    assert.equal(r.code, 0, r.stderr);
+    assert.doesNotMatch(r.stderr, /Using cache/);
+
+    // 4. A failing build shows the failing step and its output, pushes nothing, deploys nothing.
+    writeFileSync(join(dir, 'Dockerfile.fail'), 'FROM debian:bookworm-slim\nRUN echo about-to-fail && exit 3\n');
+    const tagsBefore = (await env.t.api('GET', '/v2/bt/tags/list')).body;
+    r = await env.cli(['deploy', '--dockerfile', 'Dockerfile.fail'], dir);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /the build failed at .*RUN echo about-to-fail && exit 3/);
+    assert.match(r.stderr, /about-to-fail/);
+    assert.match(r.stderr, /nothing was deployed/);
+    assert.deepEqual((await env.t.api('GET', '/v2/bt/tags/list')).body, tagsBefore);
+    assert.deepEqual((await env.t.api('GET', '/v1/apps/bt/releases')).body.releases, []);
+
+    // 5. Bad flags are refused before anything is sent.
+    r = await env.cli(['deploy', '--build-only', '--image-label', 'bad label'], dir);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--image-label/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+    await env.close();
+  }
+});
