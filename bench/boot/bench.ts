@@ -4,8 +4,8 @@
  * - hangar create:  startVm() on a fresh state dir → first stdout line
  * - hangar restart: startVm() again on the state dir of a stopped VM → first line
  * - bare:           qemu-system-x86_64 with the same kernel, initramfs (+ the
- *                   same run config), rootfs and scratch disk, prepared before
- *                   the clock starts; the log port on qemu's stdout → first line
+ *                   same run config), rootfs and scratch template, prepared
+ *                   before the clock starts; the log port on qemu's stdout → first line
  *
  * Runs alternate (bare, create, bare, restart, ...); medians are printed and
  * the last line is one JSON object. To measure another entry point (e.g. the
@@ -14,11 +14,11 @@
  *   node dist/bench/boot/bench.js [runs]
  */
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { run } from '../../src/shared/process.js';
 import { buildQemuArgs, compileRunConfig, findGuestArtifacts, qemuBinary, resolveAccel, startVm, type VmSpec } from '../../src/vm/index.js';
 import { configCpio } from '../../src/vm/runconfig.js';
+import { scratchTemplate } from '../../src/vm/scratch.js';
 import { makeRootfs, tempDir } from '../../test/vm/fixtures.js';
 
 const runs = Number(process.argv[2] ?? process.env.BENCH_RUNS ?? 4);
@@ -48,18 +48,16 @@ async function bareBoot(dir: string, spec: VmSpec): Promise<number> {
   mkdirSync(dir, { recursive: true });
   const cfg = compileRunConfig(spec.run, { root: 'root', scratch: 'scratch', volumes: [] }, { hostname: 'bare' });
   writeFileSync(join(dir, 'initrd.img'), Buffer.concat([readFileSync(artifacts.initramfs), configCpio(cfg)]));
-  rmSync(join(dir, 'scratch.img'), { force: true });
-  closeSync(openSync(join(dir, 'scratch.img'), 'w'));
-  await run('truncate', ['-s', '2048M', join(dir, 'scratch.img')]);
-  await run('mkfs.ext4', ['-q', '-F', '-m', '0', '-O', '^has_journal', '-E', 'lazy_itable_init=1,nodiscard', join(dir, 'scratch.img')]);
-  const args = buildQemuArgs({ spec, artifacts, accel, hasScratch: true });
+  const template = await scratchTemplate(artifacts, dir, 2048);
+  const args = buildQemuArgs({ spec, artifacts, accel, scratchTemplate: template });
   // the log port goes to qemu's stdout instead of a file; no QMP
   const i = args.indexOf('file,id=log,path=logs.rec');
   args[i] = 'stdio,id=log,signal=off';
   const q = args.indexOf('-qmp');
   args.splice(q, 2);
   const t0 = performance.now();
-  const child = spawn(qemuBinary(), args, { cwd: dir, stdio: ['ignore', 'pipe', 'inherit'] });
+  // stdin stays open: at EOF qemu's stdio chardev reports the port closed and the guest's log writes would block
+  const child = spawn(qemuBinary(), args, { cwd: dir, stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, TMPDIR: dir } });
   const ms = await new Promise<number>((resolve, reject) => {
     let out = '';
     child.stdout!.on('data', (d: Buffer) => { out += d.toString('latin1'); if (/(^|\n)o \d+\n/.test(out)) resolve(performance.now() - t0); });

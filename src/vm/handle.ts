@@ -9,6 +9,7 @@ import { QmpClient } from './qmp.js';
 import { field, RecordDecoder, type GuestRecord } from './records.js';
 import { FILES, isSameProcess, socketPath, writeJsonAtomic, type VmMeta } from './state.js';
 import { FileTail } from './tail.js';
+import { removeSnapshotTemps } from './scratch.js';
 import type {
   Accel, ExecResult, ForwardedPort, LogStream, VmExit, VmHandle, VmHandleEvents, VmStatus,
 } from './types.js';
@@ -199,8 +200,8 @@ export class QemuVmHandle extends EventEmitter<VmHandleEvents> implements VmHand
     const exit = this.computeExit();
     this.exitInfo = exit;
     try { writeJsonAtomic(join(this.stateDir, FILES.exit), exit); } catch { /* state dir removed */ }
-    rmSync(join(this.stateDir, FILES.scratch), { force: true });
     rmSync(join(this.stateDir, FILES.initrd), { force: true });
+    removeSnapshotTemps(this.stateDir);
     this.release(new HangarError('VM_STOPPED', `the VM has stopped: ${exit.message}`, { status: 409 }));
     for (const w of this.startWaiters.splice(0)) w.reject(new HangarError('VM_STOPPED', `the VM stopped before the app started: ${exit.message}`, { status: 409 }));
     this.emit('exit', exit);

@@ -1,11 +1,12 @@
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { HangarError } from '../shared/errors.js';
 import { run } from '../shared/process.js';
 import { hostTscKhz, resolveAccel } from './accel.js';
 import { findGuestArtifacts, qemuBinary, type GuestArtifacts } from './artifacts.js';
 import { QemuVmHandle } from './handle.js';
+import { removeSnapshotTemps, scratchTemplate } from './scratch.js';
 import { QmpClient } from './qmp.js';
 import { compileRunConfig, configCpio } from './runconfig.js';
 import { FILES, isSameProcess, procStartTime, readMeta, socketPath, writeJsonAtomic, type VmMeta } from './state.js';
@@ -21,12 +22,12 @@ export interface QemuArgsInput {
   spec: VmSpec;
   artifacts: GuestArtifacts;
   accel: Accel;
-  /** disk serial per volume */
-  hasScratch: boolean;
+  /** empty ext4 image used copy-on-write as the writable layer */
+  scratchTemplate?: string;
 }
 
 /** The qemu argv (paths relative to the state dir, qemu's cwd). */
-export function buildQemuArgs({ spec, artifacts, accel, hasScratch }: QemuArgsInput): string[] {
+export function buildQemuArgs({ spec, artifacts, accel, scratchTemplate }: QemuArgsInput): string[] {
   // Boot-time trims: no LSMs or audit (one app per VM, no policies), no crypto
   // self-tests, one UART. Under TCG also: the TSC rate (a microvm has no PIT or
   // HPET to calibrate against) and no speculation mitigations (an emulated CPU
@@ -47,8 +48,8 @@ export function buildQemuArgs({ spec, artifacts, accel, hasScratch }: QemuArgsIn
     '-drive', `id=root,file=${qarg(resolve(spec.rootfs))},format=raw,if=none,readonly=on`,
     '-device', 'virtio-blk-device,drive=root,serial=root',
   ];
-  if (hasScratch) {
-    a.push('-drive', `id=scratch,file=${FILES.scratch},format=raw,if=none,discard=unmap`, '-device', 'virtio-blk-device,drive=scratch,serial=scratch');
+  if (scratchTemplate) {
+    a.push('-drive', `id=scratch,file=${qarg(resolve(scratchTemplate))},format=raw,if=none,snapshot=on`, '-device', 'virtio-blk-device,drive=scratch,serial=scratch');
   }
   (spec.volumes ?? []).forEach((v, i) => {
     a.push('-drive', `id=vol${i},file=${qarg(resolve(v.hostPath))},format=raw,if=none`, '-device', `virtio-blk-device,drive=vol${i},serial=vol${i}`);
@@ -73,15 +74,6 @@ export function parseUsernet(text: string): ForwardedPort[] {
   return out;
 }
 
-async function makeScratch(path: string, sizeMb: number): Promise<void> {
-  rmSync(path, { force: true });
-  const fd = openSync(path, 'w', 0o600);
-  closeSync(fd);
-  // Sparse file + no journal: an ephemeral layer needs neither preallocation nor crash safety.
-  await run('truncate', ['-s', `${sizeMb}M`, path]);
-  await run('mkfs.ext4', ['-q', '-F', '-m', '0', '-O', '^has_journal', '-E', 'lazy_itable_init=1,nodiscard', path]);
-}
-
 function validateSpec(spec: VmSpec): void {
   if (!ID_RE.test(spec.id)) throw new HangarError('BAD_REQUEST', `invalid VM id ${JSON.stringify(spec.id)}: use letters, digits, - and _ (max 64)`);
   if (!isAbsolute(spec.stateDir)) throw new HangarError('BAD_REQUEST', 'stateDir must be an absolute path');
@@ -89,6 +81,8 @@ function validateSpec(spec: VmSpec): void {
   const cpus = spec.cpus ?? 1, mem = spec.memoryMb ?? 256;
   if (!Number.isInteger(cpus) || cpus < 1 || cpus > 64) throw new HangarError('BAD_REQUEST', 'guest cpus must be an integer from 1 to 64');
   if (!Number.isInteger(mem) || mem < 64 || mem > 65536) throw new HangarError('BAD_REQUEST', 'guest memory_mb must be an integer from 64 to 65536');
+  const scratch = spec.scratchMb ?? 2048;
+  if (!Number.isInteger(scratch) || scratch < 64 || scratch > 1_048_576) throw new HangarError('BAD_REQUEST', 'scratchMb must be an integer from 64 to 1048576');
   if ((spec.volumes?.length ?? 0) > 8) throw new HangarError('BAD_REQUEST', 'at most 8 volumes per machine');
   for (const p of spec.ports ?? []) {
     if (!Number.isInteger(p.guestPort) || p.guestPort < 1 || p.guestPort > 65535) throw new HangarError('BAD_REQUEST', `invalid guest port ${p.guestPort}`);
@@ -123,13 +117,14 @@ export class QemuDriver implements VmDriver {
     } finally {
       closeSync(initrdFd);
     }
-    await makeScratch(join(dir, FILES.scratch), spec.scratchMb ?? 2048);
+    removeSnapshotTemps(dir);
+    const template = await scratchTemplate(artifacts, dir, spec.scratchMb ?? 2048);
 
-    const args = buildQemuArgs({ spec, artifacts, accel, hasScratch: true });
+    const args = buildQemuArgs({ spec, artifacts, accel, scratchTemplate: template });
     const errFd = openSync(join(dir, FILES.stderr), 'w', 0o600);
     // Detached (own session, stdio on files): qemu must survive the daemon,
     // which re-adopts it from vm.json after a restart.
-    const child = spawn(qemuBinary(), args, { cwd: dir, detached: true, stdio: ['ignore', errFd, errFd] });
+    const child = spawn(qemuBinary(), args, { cwd: dir, detached: true, stdio: ['ignore', errFd, errFd], env: { ...process.env, TMPDIR: dir } });
     closeSync(errFd);
     child.unref();
     const pid = child.pid;
@@ -137,7 +132,6 @@ export class QemuDriver implements VmDriver {
     const startFailed = (why: string) => {
       if (pid) { try { process.kill(-pid, 'SIGKILL'); } catch { /* gone */ } }
       rmSync(join(dir, FILES.initrd), { force: true });
-      rmSync(join(dir, FILES.scratch), { force: true });
       const err = stderrText();
       return new HangarError('VM_START_FAILED', `qemu did not start: ${why}${err ? `: ${err}` : ''}`, { status: 500, expose: true });
     };

@@ -29,7 +29,6 @@ export const FILES = {
   qmp: 'qmp.sock',
   stderr: 'qemu.stderr',
   initrd: 'initrd.img',
-  scratch: 'scratch.img',
 } as const;
 
 export function readMeta(stateDir: string): VmMeta | undefined {
