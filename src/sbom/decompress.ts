@@ -36,6 +36,16 @@ function findZstd(): string | null {
 /** Decompress a layer stream (gzip, zstd or plain tar, detected from content). */
 export async function* decompressStream(source: AsyncIterable<Uint8Array>, opts: DecompressOptions = {}): AsyncGenerator<Buffer> {
   const it = source[Symbol.asyncIterator]();
+  try {
+    yield* decode(it, opts);
+  } finally {
+    // The tar reader stops at the end-of-archive marker, usually before the
+    // padding: release the source (closes a file stream's descriptor).
+    await it.return?.();
+  }
+}
+
+async function* decode(it: AsyncIterator<Uint8Array>, opts: DecompressOptions): AsyncGenerator<Buffer> {
   const head: Buffer[] = [];
   let headLen = 0;
   let ended = false;

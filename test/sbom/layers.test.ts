@@ -186,3 +186,17 @@ test('a directory tree gives the same inventory as the layers it was unpacked fr
   assert.equal(fromTree.packages.length, 12);
   await assert.rejects(inventoryFromDirectory(join(dir, 'missing')), /is not a directory/);
 });
+
+test('reading layers releases their file descriptors, whatever the compression', async (t) => {
+  const { readdirSync } = await import('node:fs');
+  const { dir, cleanup } = await tempDir('sbom-fd');
+  t.after(cleanup);
+  for (const compression of ['gzip', 'zstd', 'none'] as const) {
+    const layers = await writeLayers(dir, [{ items: debianBaseLayer(), compression }]);
+    await inventoryFromLayers(layers);
+    const before = readdirSync('/proc/self/fd').length;
+    for (let i = 0; i < 10; i++) await inventoryFromLayers(layers);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.ok(readdirSync('/proc/self/fd').length <= before, `${compression}: descriptors leaked`);
+  }
+});
