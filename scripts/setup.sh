@@ -43,6 +43,10 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund --loglevel=error
 fi
 npm run --silent build
+# `hangar` on PATH, pointing at this checkout.
+if [ -w /usr/local/bin ] && [ "$(readlink -f /usr/local/bin/hangar 2>/dev/null)" != "$HANGAR_ROOT/bin/hangar" ]; then
+  ln -sf "$HANGAR_ROOT/bin/hangar" /usr/local/bin/hangar
+fi
 
 # Phase 2: each step's own work (guest kernel, init, base images...).
 for fn in $(declare -F | awk '{print $3}' | grep '^setup_' | sort); do

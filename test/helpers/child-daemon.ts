@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
-import { readFileSync } from 'node:fs';
+import { appendFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { hangarBin } from './cli.js';
 
@@ -35,7 +35,11 @@ export async function startChildDaemon(dataDir: string, port?: number): Promise<
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, HANGAR_PROXY_LISTEN: '127.0.0.1:0' },
   });
-  child.stderr!.on('data', (d) => (err += d));
+  // Keep the daemon's log in its data dir too, for post-mortems of a failed test.
+  child.stderr!.on('data', (d) => {
+    err += d;
+    appendFileSync(join(dataDir, 'daemon.log'), d);
+  });
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const deadline = Date.now() + 30_000;
   for (;;) {
