@@ -153,3 +153,22 @@ test('writeDockerConfig merges into config.json (0600), keeps other entries, wri
     rmSync(home, { recursive: true, force: true });
   }
 });
+
+test('the docker.io/ base-image mirror: every org pulls, only the admin pushes', async () => {
+  const { ensureMirrorOwner } = await import('../../src/build/mirror.js');
+  ensureMirrorOwner(r.daemon.store, r.daemon.accounts);
+  const cfg = Buffer.from('{}');
+  const d = `sha256:${(await import('node:crypto')).createHash('sha256').update(cfg).digest('hex')}`;
+  assert.equal((await r.http('POST', `/v2/docker.io/library/debian/blobs/uploads/?digest=${d}`, { body: cfg, token: r.adminToken })).status, 201);
+  const m = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: d, size: 2 }, layers: [] });
+  assert.equal((await r.http('PUT', '/v2/docker.io/library/debian/manifests/bookworm-slim', { body: m, token: r.adminToken, headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' } })).status, 201);
+  for (const token of [r.token, r.rivalToken]) {
+    assert.equal((await r.http('GET', '/v2/docker.io/library/debian/manifests/bookworm-slim', { token })).status, 200);
+    const push = await r.http('POST', '/v2/docker.io/library/debian/blobs/uploads/', { token });
+    assert.equal(push.status, 403);
+    const jwt = (await getToken('service=hangar&scope=repository:docker.io/library/debian:pull,push', r.basic(token))).json().token;
+    const claims = JSON.parse(Buffer.from(jwt.split('.')[1], 'base64url').toString());
+    assert.deepEqual(claims.access[0].actions, ['pull']);
+  }
+  assert.equal((await r.http('GET', '/v2/docker.io/library/debian/manifests/bookworm-slim', { token: null })).status, 401);
+});
