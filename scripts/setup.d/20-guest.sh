@@ -4,6 +4,9 @@
 #   initramfs.cpio   base initramfs: /init + kernel modules + load order
 #   init             the static guest init (also inside the cpio)
 #   kernel.version   kernel release the two above were built from
+#   scratch-2048m.ext4  empty ext4 template for the per-boot writable layer
+#                    (attached copy-on-write with qemu snapshot=on)
+#   accel.json       cached KVM/TCG probe result (written by the daemon)
 apt_need linux-image-amd64 musl-tools busybox-static cpio kmod qemu-system-x86 erofs-utils e2fsprogs xz-utils zstd
 
 # Modules the init loads, in the order the host computes (no modprobe in the guest).
@@ -81,4 +84,10 @@ setup_20_guest() {
     install -m 0755 "$init" "$dir/init"
   fi
   echo "$kver" > "$dir/kernel.version"
+  if [ ! -s "$dir/scratch-2048m.ext4" ]; then
+    rm -f "$dir/scratch-2048m.ext4.tmp"
+    truncate -s 2048M "$dir/scratch-2048m.ext4.tmp"
+    mkfs.ext4 -q -F -m 0 -O ^has_journal -E lazy_itable_init=0,nodiscard "$dir/scratch-2048m.ext4.tmp"
+    mv "$dir/scratch-2048m.ext4.tmp" "$dir/scratch-2048m.ext4"
+  fi
 }
