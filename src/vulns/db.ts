@@ -80,6 +80,8 @@ export interface VulnDbStats {
 export class VulnDb {
   readonly db: Database.Database;
   importing = false;
+  /** Prepared once: a scan runs these for every package. */
+  private readonly stmts = new Map<string, Database.Statement>();
 
   private constructor(db: Database.Database) {
     this.db = db;
@@ -126,13 +128,22 @@ export class VulnDb {
     return { advisories, ecosystems, ...(last ? { lastImport: last } : {}) };
   }
 
+  private stmt(sql: string): Database.Statement {
+    let s = this.stmts.get(sql);
+    if (!s) {
+      s = this.db.prepare(sql);
+      this.stmts.set(sql, s);
+    }
+    return s;
+  }
+
   hasEcosystem(ecosystem: string): boolean {
-    return this.db.prepare('SELECT 1 FROM ecosystems WHERE ecosystem = ?').get(ecosystem) !== undefined;
+    return this.stmt('SELECT 1 FROM ecosystems WHERE ecosystem = ?').get(ecosystem) !== undefined;
   }
 
   /** Every affected entry for `name` in any of `ecosystems`. */
   affected(ecosystems: readonly string[], name: string): AffectedRow[] {
-    const stmt = this.db.prepare(
+    const stmt = this.stmt(
       `SELECT f.ecosystem, f.severity AS fsev, f.score AS fscore, f.ranges, f.versions,
               a.id, a.summary, a.aliases, a.severity, a.score
          FROM affected f JOIN advisories a ON a.id = f.advisory_id
@@ -159,8 +170,8 @@ export class VulnDb {
   aliasSeverity(id: string, aliases: readonly string[]): { severity: Severity; score: number | null }[] {
     const names = [id, ...aliases];
     const marks = names.map(() => '?').join(',');
-    return this.db
-      .prepare(
+    return this
+      .stmt(
         `SELECT DISTINCT a.severity, a.score FROM advisories a
           WHERE a.id <> ? AND a.severity <> 'UNKNOWN'
             AND (a.id IN (${marks}) OR a.id IN (SELECT advisory_id FROM aliases WHERE alias IN (${marks})))`,
