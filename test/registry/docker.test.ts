@@ -98,6 +98,14 @@ test('docker push and docker pull of a multi-layer image after `hangar auth dock
   const inspect = JSON.parse((await docker('image', 'inspect', ref)).stdout);
   assert.equal(inspect[0].RootFS.Layers.length, 3);
 
+  // `docker login` (the token dance against /auth/token) works as well as the written config.
+  await docker('logout', r.host);
+  await docker('rmi', ref);
+  assert.notEqual((await run(DOCKER, ['pull', ref], { env, allowFailure: true })).code, 0, 'logged out: pull refused');
+  const login = await run(DOCKER, ['login', '-u', 'anyone', '--password-stdin', r.host], { env, input: r.token });
+  assert.match(login.stdout, /Login Succeeded/);
+  await docker('pull', ref);
+
   // Another org's credentials are refused by docker too.
   writeDockerConfig({ host: r.host, token: r.rivalToken, home: env.HOME!, dockerConfigDir: env.DOCKER_CONFIG! });
   await docker('rmi', ref);
