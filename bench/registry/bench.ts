@@ -218,6 +218,9 @@ async function main(): Promise<void> {
       distribution_push_server_cpu_s: median(t.distribution.pushCpu),
       hangar_pull_server_cpu_s: median(t.hangar.pullCpu),
       distribution_pull_server_cpu_s: median(t.distribution.pullCpu),
+      // Each run measures both servers back to back, so the per-run ratio cancels slow swings in machine load.
+      paired_push_ratio_median: Number(median(t.hangar.push.map((h, i) => t.distribution.push[i]! / h)).toFixed(3)),
+      paired_pull_ratio_median: Number(median(t.hangar.pull.map((h, i) => t.distribution.pull[i]! / h)).toFixed(3)),
       image_mb: Number(mb.toFixed(1)),
       runs: RUNS,
     };
