@@ -54,6 +54,11 @@ export function spdxLicense(raw: string | undefined): string {
   return ok && tokens.length % 2 === 1 ? raw.trim() : 'NOASSERTION';
 }
 
+/** SPDX writes contacts as `Name (email)`; package metadata has `Name <email>`. */
+function spdxParty(s: string): string {
+  return s.replace(/\s+/g, ' ').replace(/\s*<([^>]*)>/, ' ($1)').trim();
+}
+
 export function toSpdx(inv: Inventory, opts: SbomDocumentOptions): Record<string, unknown> {
   const uuid = opts.uuid ?? randomUUID();
   const rootId = 'SPDXRef-Image';
@@ -78,7 +83,7 @@ export function toSpdx(inv: Inventory, opts: SbomDocumentOptions): Record<string
       name: p.name,
       SPDXID: spdxId(p),
       versionInfo: p.version,
-      supplier: p.supplier ? `Organization: ${p.supplier.replace(/\s+/g, ' ')}` : 'NOASSERTION',
+      supplier: p.supplier ? `Organization: ${spdxParty(p.supplier)}` : 'NOASSERTION',
       downloadLocation: 'NOASSERTION',
       filesAnalyzed: false,
       licenseConcluded: 'NOASSERTION',

@@ -17,6 +17,19 @@ function npmLicense(p: Json): string | undefined {
   return undefined;
 }
 
+/**
+ * npm records platform-specific optional packages (esbuild's darwin build...)
+ * in the lockfile but installs them only where `os` allows: in a Linux image
+ * the others are not present and must not be reported.
+ */
+function forLinux(os: unknown): boolean {
+  if (!Array.isArray(os) || os.length === 0) return true;
+  const list = os.filter((x): x is string => typeof x === 'string');
+  if (list.includes('!linux')) return false;
+  const positive = list.filter((x) => !x.startsWith('!'));
+  return positive.length === 0 || positive.includes('linux');
+}
+
 function npmPackage(name: string, version: string, where: string, extra: Partial<Package> = {}): Package {
   return { type: 'npm', name, version, locations: [where], purl: npmPurl(name, version), ecosystem: 'npm', ...extra };
 }
@@ -51,7 +64,7 @@ export function npmPackages(view: FileView, warnings: string[]): Package[] {
         for (const [key, raw] of Object.entries(packages as Json)) {
           if (!key.includes('node_modules/') || !raw || typeof raw !== 'object') continue;
           const e = raw as Json;
-          if (e.link === true || e.dev === true) continue;
+          if (e.link === true || e.dev === true || !forLinux(e.os)) continue;
           const name = str(e.name) ?? key.slice(key.lastIndexOf('node_modules/') + 'node_modules/'.length);
           const version = str(e.version);
           if (!version) continue;

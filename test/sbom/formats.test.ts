@@ -46,6 +46,7 @@ test('SPDX 2.3: required document and package fields, purl external refs, consis
   const byName = (n: string) => doc.packages.find((p: any) => p.name === n);
   assert.equal(byName('lodash').licenseDeclared, 'MIT');
   assert.equal(byName('requests').licenseDeclared, 'NOASSERTION');
+  assert.equal(byName('libssl3').supplier, 'Organization: Debian OpenSSL Team (pkg-openssl-devel@alioth-lists.debian.net)');
 });
 
 test('CycloneDX 1.5: required fields, scoped npm group, OS component, dependency graph', async (t) => {

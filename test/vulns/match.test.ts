@@ -113,7 +113,7 @@ test('scanImage: an image in the registry store, scanned twice (second inventory
   const first = await scanImage(s.store, 'demo', 'deployment-1', db, { cache, minSeverity: 'HIGH' });
   assert.equal(first.digest, digest);
   assert.equal(first.cachedInventory, false);
-  assert.equal(first.packages, 10);
+  assert.equal(first.packages, 11);
   assert.deepEqual(first.findings.map((f) => `${f.id} ${f.package}`), [
     'GHSA-67hx-6x53-jw92 @babel/traverse',
     'GHSA-xvch-5gv4-984h minimist',
