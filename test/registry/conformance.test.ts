@@ -304,3 +304,20 @@ test('LocalImageStore: resolveManifest and blobPath read the store directly', as
   assert.deepEqual(readFileSync(reg.blobPath(img.digest)!), img.manifest);
   assert.equal(reg.blobPath(sha256('absent')), undefined);
 });
+
+test('manifests PUT and fetched by a sha512 digest; unsupported methods are 405', async () => {
+  const cfg = Buffer.from('{"os":"linux"}');
+  const c = await pushBlob(r, 'demo/s512', cfg);
+  const m = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: c, size: cfg.length }, layers: [] }));
+  const d = sha512(m);
+  const put = await r.http('PUT', `/v2/demo/s512/manifests/${d}`, { body: m, headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' } });
+  assert.equal(put.status, 201);
+  assert.equal(put.headers['docker-content-digest'], d);
+  const get = await r.http('GET', `/v2/demo/s512/manifests/${d}`);
+  assert.equal(get.status, 200);
+  assert.deepEqual(get.body, m);
+  assert.equal(get.headers['docker-content-digest'], d);
+  const patch = await r.http('PATCH', `/v2/demo/s512/manifests/${d}`, { body: 'x' });
+  assert.equal(patch.status, 405);
+  assert.ok(Array.isArray(patch.json().errors));
+});
