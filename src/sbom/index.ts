@@ -20,7 +20,7 @@ export { renderSbom, parseSbomFormat, toSpdx, toCycloneDx } from './formats.js';
 export { purl, normalisePypiName, npmPurl } from './purl.js';
 export { osvEcosystem, parseOsRelease } from './osrelease.js';
 export { resolveImage } from './image.js';
-export { SbomStore } from './store.js';
+export { SbomStore, CATALOG_VERSION } from './store.js';
 export { readTar, type TarEntry } from './tar.js';
 export { decompressStream } from './decompress.js';
 export { inventoryFromSbomDocument, parsePurl, type ParsedPurl } from './from-document.js';

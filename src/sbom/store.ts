@@ -6,9 +6,15 @@ import type { Inventory } from './types.js';
 const DIGEST = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
 
 /**
+ * Bump when a cataloger changes what it finds (new source, new skip rule):
+ * cached inventories from older code are then recomputed, not served.
+ */
+export const CATALOG_VERSION = 2;
+
+/**
  * Inventories cached per image manifest digest as `<dataDir>/sbom/<alg>-<hex>.json`.
- * Images are immutable by digest, so an entry never goes stale; the schema
- * number inside invalidates entries written by an older Hangar.
+ * Images are immutable by digest, so an entry only goes stale when the
+ * catalogers change; CATALOG_VERSION in the file takes care of that.
  */
 export class SbomStore {
   private readonly dir: string;
@@ -33,8 +39,9 @@ export class SbomStore {
       throw e;
     }
     try {
-      const inv = JSON.parse(text) as Inventory;
-      return inv.schema === 1 && Array.isArray(inv.packages) ? inv : undefined;
+      const entry = JSON.parse(text) as { catalog?: number; inventory?: Inventory };
+      const inv = entry.inventory;
+      return entry.catalog === CATALOG_VERSION && inv?.schema === 1 && Array.isArray(inv.packages) ? inv : undefined;
     } catch {
       return undefined; // a damaged cache entry is recomputed, not reported
     }
@@ -43,7 +50,7 @@ export class SbomStore {
   put(digest: string, inv: Inventory): void {
     const target = this.file(digest);
     const tmp = `${target}.${process.pid}.${Date.now()}.tmp`;
-    writeFileSync(tmp, JSON.stringify(inv));
+    writeFileSync(tmp, JSON.stringify({ catalog: CATALOG_VERSION, inventory: inv }));
     renameSync(tmp, target);
   }
 

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { inventoryFromLayers, inventoryFromStore, renderSbom, parseSbomFormat, purl, normalisePypiName, SbomStore, type Inventory } from '../../src/sbom/index.js';
+import { inventoryFromLayers, inventoryFromStore, renderSbom, parseSbomFormat, purl, normalisePypiName, SbomStore, CATALOG_VERSION, type Inventory } from '../../src/sbom/index.js';
 import { blobStore, debianBaseLayer, npmAppLayer, pythonLayer, tempDir, writeLayers } from './fixtures.js';
 
 async function sampleInventory(dir: string): Promise<Inventory> {
@@ -160,4 +160,10 @@ test('SbomStore: concurrent callers compute once; damaged entries are recomputed
   const c = await cache.getOrCompute(digest, compute);
   assert.equal(c.cached, false);
   assert.equal(calls, 2);
+  // An entry written by older catalogers is recomputed too.
+  const file = join(dir, 'sbom', `sha256-${'b'.repeat(64)}.json`);
+  const entry = JSON.parse(await readFile(file, 'utf8'));
+  assert.equal(entry.catalog, CATALOG_VERSION);
+  await writeFile(file, JSON.stringify({ ...entry, catalog: CATALOG_VERSION - 1 }));
+  assert.equal(cache.get(digest), undefined);
 });
