@@ -84,7 +84,13 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   else if (!existsSync(adminTokenPath)) log.warn('admin-token file is missing; create a token with an admin credential');
 
   const router = new Router();
-  accountsRoutes(router, accounts);
+  accountsRoutes(router, accounts, {
+    // Secrets and volumes are keyed by app name: a new app with the same name must not inherit them.
+    afterAppDestroy: (app) => {
+      secrets.deleteApp(app.name);
+      volumes.deleteApp(app.name);
+    },
+  });
   // Secrets restart and volumes ask about machines, which are built below.
   const secrets: Secrets = new Secrets({ store, dataDir: options.dataDir, log, restartApp: (app) => restartStartedMachines(machines)(app) });
   const volumes = new Volumes({ store, dataDir: options.dataDir, log, machineState: (id) => records.get(id)?.state });

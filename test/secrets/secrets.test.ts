@@ -255,3 +255,22 @@ test('secrets API and CLI: Fly shapes, no values in any response, DB, log or fil
     await t.close();
   }
 });
+
+test('destroying an app removes its secrets and volumes: a new app of the same name starts empty', async () => {
+  const t = await startTestDaemon();
+  try {
+    await t.api('POST', '/v1/apps', { app_name: 'reused' });
+    await t.api('POST', '/v1/apps/reused/secrets', { values: { TOKEN: 'old-owner-token' } });
+    const v = (await t.api('POST', '/v1/apps/reused/volumes', { name: 'data' })).body;
+    const img = t.daemon.volumes.imagePath(v.id);
+    assert.ok(statSync(img).size > 0);
+    assert.equal((await t.api('DELETE', '/v1/apps/reused')).status, 202);
+    await t.api('POST', '/v1/apps', { app_name: 'reused' });
+    assert.deepEqual((await t.api('GET', '/v1/apps/reused/secrets')).body.secrets, []);
+    assert.deepEqual((await t.api('GET', '/v1/apps/reused/volumes')).body, []);
+    assert.deepEqual(t.daemon.secrets.valuesFor('reused'), {});
+    assert.throws(() => statSync(img));
+  } finally {
+    await t.close();
+  }
+});
