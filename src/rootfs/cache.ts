@@ -13,7 +13,6 @@
  */
 import {
   closeSync,
-  fsyncSync,
   mkdirSync,
   mkdtempSync,
   openSync,
@@ -28,7 +27,7 @@ import {
   writeFileSync,
   writeSync,
 } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { HangarError } from '../shared/errors.js';
@@ -39,7 +38,7 @@ import { RegistrySource, type Credentials } from './registry-client.js';
 import {
   DEFAULT_LIMITS,
   buildErofs,
-  buildTree,
+  buildTreeInWorker,
   resolveImage,
   type ConvertLimits,
   type ResolvedImage,
@@ -117,7 +116,7 @@ export class RootfsCache {
     const h = this.options.localRegistryHosts;
     return new Set(typeof h === 'function' ? h() : (h ?? []));
   }
-  private readonly inflight = new Map<string, Promise<{ meta: EntryMeta; built: boolean }>>();
+  private readonly inflight = new Map<string, Job>();
   private readonly leases = new Map<string, number>();
   private swept = false;
 
@@ -162,13 +161,23 @@ export class RootfsCache {
       let converted = false;
       let meta = this.readEntry(digest);
       if (!meta) {
-        let p = this.inflight.get(digest);
-        const mine = !p;
-        if (!p) {
-          p = this.buildLocked(image, source, options.signal).finally(() => this.inflight.delete(digest));
-          this.inflight.set(digest, p);
+        let job = this.inflight.get(digest);
+        if (job?.controller.signal.aborted) job = undefined; // being cancelled: start afresh
+        const mine = !job;
+        if (!job) {
+          const controller = new AbortController();
+          const created: Job = {
+            controller,
+            waiters: 0,
+            promise: this.buildLocked(image, source, controller.signal).finally(() => {
+              if (this.inflight.get(digest) === created) this.inflight.delete(digest);
+            }),
+          };
+          created.promise.catch(() => {}); // rejections reach every waiter through wait()
+          this.inflight.set(digest, created);
+          job = created;
         }
-        const r = await p;
+        const r = await wait(job, options.signal);
         meta = r.meta;
         converted = mine && r.built;
         if (converted) await this.evict(digest);
@@ -273,7 +282,15 @@ export class RootfsCache {
     try {
       const existing = this.readEntry(image.digest);
       if (existing) return { meta: existing, built: false }; // another process built it while we waited
-      return { meta: await this.build(image, source, signal), built: true };
+      const scratch = this.scratchFor(image);
+      try {
+        return { meta: await this.build(image, source, scratch, signal), built: true };
+      } catch (e) {
+        // tmpfs was smaller than the estimate (a highly compressed image): once more on disk.
+        if (scratch === '/dev/shm' && e instanceof HangarError && e.code === 'NO_SPACE')
+          return { meta: await this.build(image, source, this.tmpDir, signal), built: true };
+        throw e;
+      }
     } finally {
       try {
         unlinkSync(lockPath);
@@ -283,14 +300,14 @@ export class RootfsCache {
     }
   }
 
-  private async build(image: ResolvedImage, source: ImageSource, signal?: AbortSignal): Promise<EntryMeta> {
+  private async build(image: ResolvedImage, source: ImageSource, scratchBase: string, signal?: AbortSignal): Promise<EntryMeta> {
     const work = mkdtempSync(join(this.tmpDir, `${process.pid}-`));
-    const scratch = mkdtempSync(join(this.scratchFor(image), `hangar-rootfs-${process.pid}-`));
+    const scratch = mkdtempSync(join(scratchBase, `hangar-rootfs-${process.pid}-`));
     const tree = join(scratch, 'root');
     try {
       mkdirSync(tree, { mode: 0o755 });
       const t0 = performance.now();
-      const stats: Record<string, number> = await buildTree(source, image, tree, { limits: this.limits, signal, zstd: this.options.zstd, gzip: this.options.gzip });
+      const stats: Record<string, number> = await buildTreeInWorker(source, image, tree, { limits: this.limits, signal, zstd: this.options.zstd, gzip: this.options.gzip });
       const t1 = performance.now();
       const out = join(work, 'rootfs.erofs');
       await buildErofs(tree, out, signal);
@@ -299,10 +316,11 @@ export class RootfsCache {
       const sizeBytes = statSync(out).size;
       const meta: EntryMeta = { image, sizeBytes, createdAt: new Date().toISOString(), stats };
       writeFileSync(join(work, 'image.json'), JSON.stringify(meta, null, 2));
-      for (const f of ['rootfs.erofs', 'image.json']) fsyncPath(join(work, f));
-      fsyncPath(work);
+      // Async fsync: flushing a few hundred MB must not block the event loop.
+      await Promise.all(['rootfs.erofs', 'image.json'].map((f) => fsyncPath(join(work, f))));
+      await fsyncPath(work);
       renameSync(work, this.entryDir(image.digest));
-      fsyncPath(this.imagesDir);
+      await fsyncPath(this.imagesDir);
       return meta;
     } finally {
       await rm(scratch, { recursive: true, force: true });
@@ -366,6 +384,40 @@ export class RootfsCache {
   }
 }
 
+/** One conversion shared by every acquire() of the same digest in this process. */
+interface Job {
+  promise: Promise<{ meta: EntryMeta; built: boolean }>;
+  controller: AbortController;
+  waiters: number;
+}
+
+/**
+ * Wait for a shared conversion. A caller's signal only cancels its own wait;
+ * the conversion itself is cancelled when every waiter has given up.
+ */
+function wait(job: Job, signal?: AbortSignal): Promise<{ meta: EntryMeta; built: boolean }> {
+  job.waiters++;
+  if (!signal) return job.promise;
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      if (--job.waiters === 0) job.controller.abort();
+      reject(new HangarError('ABORTED', 'the image conversion was cancelled', { status: 499 }));
+    };
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    job.promise.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
+}
+
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -375,12 +427,12 @@ function alive(pid: number): boolean {
   }
 }
 
-function fsyncPath(p: string): void {
-  const fd = openSync(p, 'r');
+async function fsyncPath(p: string): Promise<void> {
+  const fh = await open(p, 'r');
   try {
-    fsyncSync(fd);
+    await fh.sync();
   } finally {
-    closeSync(fd);
+    await fh.close();
   }
 }
 

@@ -5,6 +5,7 @@
  * to their final place in the tree.
  */
 import { createHash } from 'node:crypto';
+import { Worker } from 'node:worker_threads';
 import { accessSync, constants as fsConstants } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { Readable } from 'node:stream';
@@ -23,6 +24,7 @@ import {
   type Platform,
 } from './manifest.js';
 import type { ImageSource } from './source.js';
+import type { WorkerInput, WorkerOutput } from './worker.js';
 import { isDigest } from './reference.js';
 import { TarFormatError, TarParser } from './tar.js';
 import { LayerLimitError, TreeWriter, UnsafeEntryError, type TreeLimits } from './apply.js';
@@ -350,4 +352,43 @@ function layerError(e: unknown, layer: Descriptor, i: number, n: number, image: 
 /** Build the read-only image. Uncompressed: under TCG, decompression in the guest costs more than the bytes saved. */
 export async function buildErofs(tree: string, out: string, signal?: AbortSignal): Promise<void> {
   await run('mkfs.erofs', ['--quiet', '--preserve-mtime', out, tree], { signal } as never);
+}
+
+/**
+ * buildTree() in a worker thread, so the caller's event loop stays responsive.
+ * Aborting terminates the worker (its decompressor child sees EOF and exits).
+ */
+export async function buildTreeInWorker(
+  source: ImageSource,
+  image: ResolvedImage,
+  root: string,
+  options: BuildTreeOptions = {},
+): Promise<Record<string, number>> {
+  const { signal, ...rest } = options;
+  const input: WorkerInput = { spec: source.workerSpec(image.layers.map((l) => l.digest)), image, root, options: rest };
+  const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: input });
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const onAbort = () => {
+      void worker.terminate();
+      finish(() => reject(new HangarError('ABORTED', `conversion of ${image.reference} was cancelled`, { status: 499 })));
+    };
+    const finish = (f: () => void) => {
+      if (settled) return;
+      settled = true;
+      signal?.removeEventListener('abort', onAbort);
+      f();
+    };
+    if (signal?.aborted) return onAbort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    worker.once('message', (m: WorkerOutput) =>
+      finish(() =>
+        m.ok ? resolve(m.stats) : reject(new HangarError(m.error.code, m.error.message, { status: m.error.status, detail: m.error.detail })),
+      ),
+    );
+    worker.once('error', (e) => finish(() => reject(new HangarError('INTERNAL', `the unpack worker failed: ${e.message}`, { status: 500, cause: e }))));
+    worker.once('exit', (code) =>
+      finish(() => reject(new HangarError('INTERNAL', `the unpack worker exited (${code}) without a result`, { status: 500 }))),
+    );
+  });
 }

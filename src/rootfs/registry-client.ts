@@ -8,7 +8,7 @@
 import { Readable } from 'node:stream';
 import { HangarError } from '../shared/errors.js';
 import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES } from './manifest.js';
-import type { FetchedManifest, ImageSource } from './source.js';
+import type { FetchedManifest, ImageSource, SourceSpec } from './source.js';
 
 export interface Credentials {
   username: string;
@@ -17,6 +17,8 @@ export interface Credentials {
 
 export interface RegistrySourceOptions {
   credentials?: Credentials;
+  /** An Authorization header already obtained (handed to a worker thread). */
+  authHeader?: string;
 }
 
 export function isLoopbackHost(host: string): boolean {
@@ -45,7 +47,11 @@ export class RegistrySource implements ImageSource {
     const host = apiHost(registry);
     this.base = `${isLoopbackHost(host) ? 'http' : 'https'}://${host}/v2/${repo}`;
     this.name = `${registry}/${repo}`;
-    this.authHeader = tokenCache.get(this.cacheKey());
+    this.authHeader = options.authHeader ?? tokenCache.get(this.cacheKey());
+  }
+
+  workerSpec(): SourceSpec {
+    return { kind: 'registry', registry: this.registry, repo: this.repo, credentials: this.options.credentials, authHeader: this.authHeader };
   }
 
   async fetchManifest(reference: string, signal?: AbortSignal): Promise<FetchedManifest> {

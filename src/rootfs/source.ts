@@ -25,6 +25,34 @@ export interface ImageSource {
   openBlob(digest: string, size: number, signal?: AbortSignal): Promise<Readable>;
   /** Small blobs (configs) in one piece, size-bounded. */
   fetchBlob(digest: string, maxBytes: number, signal?: AbortSignal): Promise<Buffer>;
+  /** A plain-data description from which a worker thread can open the given blobs itself. */
+  workerSpec(digests: string[]): SourceSpec;
+}
+
+export type SourceSpec =
+  | { kind: 'files'; name: string; paths: Record<string, string> }
+  | { kind: 'registry'; registry: string; repo: string; credentials?: { username: string; password: string }; authHeader?: string };
+
+/** Blobs as plain files (what a LocalStoreSource hands to a worker). */
+export class FileBlobSource implements ImageSource {
+  constructor(
+    readonly name: string,
+    private readonly paths: Record<string, string>,
+  ) {}
+  async fetchManifest(): Promise<FetchedManifest> {
+    throw new Error('FileBlobSource serves layer blobs only');
+  }
+  async openBlob(digest: string): Promise<Readable> {
+    const p = this.paths[digest];
+    if (!p) throw new HangarError('BLOB_NOT_FOUND', `blob ${digest} is missing`, { status: 404 });
+    return createReadStream(p, { highWaterMark: 1 << 20 });
+  }
+  async fetchBlob(digest: string): Promise<Buffer> {
+    return readFileSync(this.paths[digest]!);
+  }
+  workerSpec(): SourceSpec {
+    return { kind: 'files', name: this.name, paths: this.paths };
+  }
 }
 
 export class LocalStoreSource implements ImageSource {
@@ -54,6 +82,10 @@ export class LocalStoreSource implements ImageSource {
 
   async fetchBlob(digest: string, maxBytes: number): Promise<Buffer> {
     return this.readSmall(digest, maxBytes);
+  }
+
+  workerSpec(digests: string[]): SourceSpec {
+    return { kind: 'files', name: this.name, paths: Object.fromEntries(digests.map((d) => [d, this.path(d)])) };
   }
 
   private path(digest: string): string {

@@ -158,3 +158,49 @@ test('a crash mid-conversion leaves nothing that looks complete, and the next st
     t.cleanup();
   }
 });
+
+test('aborting an acquire stops the conversion and leaves no entry', async () => {
+  const t = tempDir();
+  try {
+    const layout = join(t.dir, 'layout');
+    const img = writeBusyboxImage(layout);
+    const fifo = fifoBlob(layout, img.layerDigests[0]!);
+    const dataDir = join(t.dir, 'data');
+    const cache = new RootfsCache({ dataDir, localStore: ociLayoutStore(layout), scratchDir: join(t.dir) });
+    const ac = new AbortController();
+    const p = cache.acquire('app', { signal: ac.signal });
+    const tmp = join(dataDir, 'rootfs', 'tmp');
+    await waitFor(() => readdirSync(tmp).length > 0);
+    // feed a little so the worker is mid-layer, then cancel
+    const fd = openSync(fifo.path, 'w');
+    writeSync(fd, fifo.bytes.subarray(0, 4096));
+    ac.abort();
+    await assert.rejects(p, (e: Error & { code?: string }) => e.code === 'ABORTED' && /cancelled/.test(e.message));
+    // the conversion itself stops (worker terminated) and cleans up after itself
+    await waitFor(() => readdirSync(tmp).length === 0);
+    closeSync(fd);
+    assert.deepEqual(readdirSync(join(dataDir, 'rootfs', 'images')), []);
+    assert.deepEqual(readdirSync(t.dir).filter((n) => n.startsWith('hangar-rootfs-')), [], 'scratch tree removed');
+    // and the image converts fine afterwards
+    rmSync(fifo.path);
+    writeFileSync(fifo.path, fifo.bytes);
+    // One waiter giving up does not cancel a conversion another waiter still wants.
+    rmSync(fifo.path);
+    execFileSync('mkfifo', [fifo.path]);
+    const quitter = new AbortController();
+    const a = cache.acquire('app', { signal: quitter.signal });
+    const b = cache.acquire('app');
+    await sleep(300); // both have resolved the manifest and joined the one conversion
+    quitter.abort();
+    await assert.rejects(a, (e: Error & { code?: string }) => e.code === 'ABORTED');
+    const fd2 = openSync(fifo.path, 'w');
+    writeSync(fd2, fifo.bytes);
+    closeSync(fd2);
+    const got = await b;
+    assert.equal(got.converted, false, 'b joined the shared conversion');
+    assert.ok(existsSync(got.imagePath));
+    got.lease.release();
+  } finally {
+    t.cleanup();
+  }
+});
