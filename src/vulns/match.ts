@@ -130,7 +130,7 @@ export function matchInventory(db: VulnDb, inv: Inventory, opts: MatchOptions = 
         continue;
       }
       if (!r.affected) continue;
-      addFinding(db, findings, p, row, version, r.fixed);
+      addFinding(db, findings, p, row, r.fixed);
     }
   }
   for (const eco of [...missingEco].sort()) {
@@ -142,7 +142,7 @@ export function matchInventory(db: VulnDb, inv: Inventory, opts: MatchOptions = 
   return { findings: list, warnings, packagesScanned: scanned };
 }
 
-function addFinding(db: VulnDb, findings: Map<string, Finding>, p: Package, row: AffectedRow, version: string, fixed: string | null): void {
+function addFinding(db: VulnDb, findings: Map<string, Finding>, p: Package, row: AffectedRow, fixed: string | null): void {
   const key = `${row.advisory.id}\0${p.purl}`;
   const seen = findings.get(key);
   const scheme = schemeForEcosystem(p.ecosystem!)!;
