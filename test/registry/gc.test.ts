@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { run } from '../../src/shared/process.js';
@@ -116,7 +116,7 @@ test("repositories of a destroyed app are dropped, and a new app of the same nam
   }
 });
 
-test('`hangar registry gc` and `hangar registry list` through the CLI; gc needs the admin token', async () => {
+test('`hangar registry gc`, `hangar registry list` and `hangar auth docker` through the CLI; gc needs the admin token', async () => {
   const r = await startRegistry();
   try {
     await pushImage(r, 'demo', 'v1');
@@ -132,6 +132,15 @@ test('`hangar registry gc` and `hangar registry list` through the CLI; gc needs 
     assert.match(denied.stderr, /admin/);
     const list = await run(process.execPath, [HANGAR, 'registry', 'list', '--json'], { env: { ...env, HANGAR_ACCESS_TOKEN: r.token } });
     assert.deepEqual(JSON.parse(list.stdout).map((x: { name: string }) => x.name), ['demo']);
+    // `hangar auth docker` writes the docker config for the daemon's host:port with the CLI's token.
+    const dockerEnv = { ...env, HANGAR_ACCESS_TOKEN: r.token, DOCKER_CONFIG: join(r.dataDir, 'dockercfg') };
+    const auth = await run(process.execPath, [HANGAR, 'auth', 'docker', '--json'], { env: dockerEnv });
+    const written = JSON.parse(auth.stdout);
+    assert.equal(written.registry, r.host);
+    const cfg = JSON.parse(readFileSync(join(r.dataDir, 'dockercfg', 'config.json'), 'utf8'));
+    assert.equal(Buffer.from(cfg.auths[r.host].auth, 'base64').toString(), `hangar:${r.token}`);
+    const bad = await run(process.execPath, [HANGAR, 'auth', 'docker'], { env: { ...dockerEnv, HANGAR_ACCESS_TOKEN: 'hgr_nope' }, allowFailure: true });
+    assert.notEqual(bad.code, 0);
   } finally {
     await r.close();
   }
