@@ -94,7 +94,7 @@ test("Python cataloger agrees with importlib.metadata on this host's dist-packag
   const py = `import importlib.metadata as m, json, sys
 print(json.dumps(sorted(d.metadata["Name"] + " " + d.version for d in m.distributions(path=[sys.argv[1]]))))`;
   const expected = JSON.parse((await run('/usr/bin/python3', ['-c', py, site])).stdout) as string[];
-  assert.ok(expected.length > 10, 'this host should have Debian Python packages');
+  assert.ok(expected.length > 0, 'python3-packaging (installed by scripts/setup.sh) puts at least one distribution there');
   const inv = await inventoryFromDirectory(dir);
   // Two metadata directories for one distribution (seen here for cryptography) are one package to us.
   assert.deepEqual(inv.packages.map((p) => `${p.name} ${p.version}`).sort(), [...new Set(expected)].sort());
