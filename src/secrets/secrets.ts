@@ -207,9 +207,8 @@ export class Secrets {
     const rows = this.db.prepare('SELECT name, sealed FROM secrets WHERE app = ? ORDER BY name').all(app) as Row[];
     if (!rows.length) return {};
     const key = this.requireKey();
-    const out: Record<string, string> = {};
-    for (const r of rows) out[r.name] = key.open(r.sealed, this.aad(app, r.name));
-    return out;
+    // fromEntries defines own properties, so even a name like __proto__ stays a plain entry.
+    return Object.fromEntries(rows.map((r) => [r.name, key.open(r.sealed, this.aad(app, r.name))]));
   }
 
   /** Replace every known secret value of the app in a log line. */

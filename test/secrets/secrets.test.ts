@@ -86,6 +86,11 @@ test('set/unset are all-or-nothing; bad names and oversized values change nothin
 
     await s.update('web', { API_KEY: null });
     assert.equal(s.valuesFor('web').API_KEY, undefined);
+
+    // A name that is also a JavaScript prototype key stays an ordinary secret.
+    await s.update('web', { ['__proto__']: 'proto-value' });
+    assert.equal(Object.getOwnPropertyDescriptor(s.valuesFor('web'), '__proto__')?.value, 'proto-value');
+    assert.ok(s.list('web').secrets.some((x) => x.name === '__proto__'));
   } finally {
     store.close();
     rmSync(dir, { recursive: true, force: true });
