@@ -16,6 +16,7 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { loadavg } from 'node:os';
 import { buildQemuArgs, compileRunConfig, findGuestArtifacts, qemuBinary, resolveAccel, startVm, type VmSpec } from '../../src/vm/index.js';
 import { configCpio } from '../../src/vm/runconfig.js';
 import { scratchTemplate } from '../../src/vm/scratch.js';
@@ -26,10 +27,13 @@ const APP = ['/bin/sh', '-c', 'echo first-line; exit 0'];
 const log = (m: string) => process.stderr.write(`${m}\n`);
 const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2; };
 
+const prespawn: number[] = [];
+
 /** Hangar: from the startVm call to the first stdout line. */
 async function hangarBoot(spec: VmSpec): Promise<number> {
   const t0 = performance.now();
   const h = await startVm(spec);
+  prespawn.push(h.timings.spawnedAt - h.timings.requestedAt);
   const ms = await new Promise<number>((resolve, reject) => {
     h.on('log', (l) => { if (l.stream === 'stdout') resolve(performance.now() - t0); });
     h.once('exit', (e) => reject(new Error(`VM exited before its first line: ${e.message}`)));
@@ -83,11 +87,12 @@ try {
     log(`run ${r + 1}: bare ${bare.at(-2)!.toFixed(0)}/${bare.at(-1)!.toFixed(0)} ms, create ${create.at(-1)!.toFixed(0)} ms, restart ${restart.at(-1)!.toFixed(0)} ms`);
   }
   const b = median(bare), c = median(create), rs = median(restart);
-  log(`median: bare ${b.toFixed(0)} ms, hangar create ${c.toFixed(0)} ms, hangar restart ${rs.toFixed(0)} ms`);
+  log(`median: bare ${b.toFixed(0)} ms, hangar create ${c.toFixed(0)} ms, hangar restart ${rs.toFixed(0)} ms; Hangar's work before qemu starts: ${median(prespawn)} ms`);
   console.log(JSON.stringify({
     bench: 'boot', accel, runs,
     create_ratio: Number((c / b).toFixed(3)), restart_ratio: Number((rs / b).toFixed(3)),
     hangar_create_ms: Math.round(c), hangar_restart_ms: Math.round(rs), bare_ms: Math.round(b),
+    hangar_prespawn_ms: median(prespawn), load_avg_1m: Number(loadavg()[0]!.toFixed(1)),
   }));
 } finally {
   rmSync(work, { recursive: true, force: true });

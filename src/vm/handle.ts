@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { closeSync, openSync, readSync, fstatSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, openSync, readSync, fstatSync, readFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import { HangarError } from '../shared/errors.js';
@@ -57,6 +57,7 @@ export function signalNumber(sig: string | number): number {
 }
 
 export interface HandleOptions {
+  timings?: { requestedAt: number; spawnedAt: number; readyAt: number };
   child?: ChildProcess;
   qmp?: QmpClient;
   logOffset?: number;
@@ -68,6 +69,7 @@ export class QemuVmHandle extends EventEmitter<VmHandleEvents> implements VmHand
   readonly pid: number;
   readonly ports: ForwardedPort[];
   readonly accel: Accel;
+  readonly timings: { requestedAt: number; spawnedAt: number; readyAt: number };
   private ctl: CtlClient;
   private qmp: QmpClient | null;
   private logTail: FileTail;
@@ -94,6 +96,7 @@ export class QemuVmHandle extends EventEmitter<VmHandleEvents> implements VmHand
     this.pid = meta.pid;
     this.ports = meta.ports;
     this.accel = meta.accel;
+    this.timings = opts.timings ?? { requestedAt: 0, spawnedAt: 0, readyAt: 0 };
     this.qmp = opts.qmp ?? null;
     this.logBase = opts.logOffset ?? 0;
     this.logTail = new FileTail(join(stateDir, FILES.logs), this.logBase, (b) => this.onLogData(b));
@@ -200,7 +203,6 @@ export class QemuVmHandle extends EventEmitter<VmHandleEvents> implements VmHand
     const exit = this.computeExit();
     this.exitInfo = exit;
     try { writeJsonAtomic(join(this.stateDir, FILES.exit), exit); } catch { /* state dir removed */ }
-    rmSync(join(this.stateDir, FILES.initrd), { force: true });
     removeSnapshotTemps(this.stateDir);
     this.release(new HangarError('VM_STOPPED', `the VM has stopped: ${exit.message}`, { status: 409 }));
     for (const w of this.startWaiters.splice(0)) w.reject(new HangarError('VM_STOPPED', `the VM stopped before the app started: ${exit.message}`, { status: 409 }));

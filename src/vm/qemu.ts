@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { appendFileSync, chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { HangarError } from '../shared/errors.js';
 import { run } from '../shared/process.js';
@@ -74,6 +74,14 @@ export function parseUsernet(text: string): ForwardedPort[] {
   return out;
 }
 
+/** initrd = base initramfs (copied in-kernel with copy_file_range) + config cpio. */
+function writeInitrd(path: string, base: string, cfgCpio: Buffer): void {
+  rmSync(path, { force: true });
+  copyFileSync(base, path);
+  chmodSync(path, 0o600);
+  appendFileSync(path, cfgCpio);
+}
+
 function validateSpec(spec: VmSpec): void {
   if (!ID_RE.test(spec.id)) throw new HangarError('BAD_REQUEST', `invalid VM id ${JSON.stringify(spec.id)}: use letters, digits, - and _ (max 64)`);
   if (!isAbsolute(spec.stateDir)) throw new HangarError('BAD_REQUEST', 'stateDir must be an absolute path');
@@ -96,6 +104,7 @@ export class QemuDriver implements VmDriver {
   readonly name = 'qemu-microvm';
 
   async start(spec: VmSpec): Promise<VmHandle> {
+    const requestedAt = Date.now();
     validateSpec(spec);
     const artifacts = findGuestArtifacts();
     const accel = await resolveAccel(artifacts);
@@ -110,13 +119,7 @@ export class QemuDriver implements VmDriver {
     const volumes = (spec.volumes ?? []).map((v, i) => ({ serial: `vol${i}`, guestPath: v.guestPath }));
     const config = compileRunConfig(spec.run, { root: 'root', scratch: 'scratch', volumes }, { hostname: spec.id.slice(0, 63).replace(/_/g, '-'), rootfsType: spec.rootfsType });
     // Base initramfs + config cpio, concatenated: no per-machine image build.
-    const initrdFd = openSync(join(dir, FILES.initrd), 'w', 0o600);
-    try {
-      writeSync(initrdFd, readFileSync(artifacts.initramfs));
-      writeSync(initrdFd, configCpio(config));
-    } finally {
-      closeSync(initrdFd);
-    }
+    writeInitrd(join(dir, FILES.initrd), artifacts.initramfs, configCpio(config));
     removeSnapshotTemps(dir);
     const template = await scratchTemplate(artifacts, dir, spec.scratchMb ?? 2048);
 
@@ -127,6 +130,7 @@ export class QemuDriver implements VmDriver {
     const child = spawn(qemuBinary(), args, { cwd: dir, detached: true, stdio: ['ignore', errFd, errFd], env: { ...process.env, TMPDIR: dir } });
     closeSync(errFd);
     child.unref();
+    const spawnedAt = Date.now();
     const pid = child.pid;
     const stderrText = () => { try { return readFileSync(join(dir, FILES.stderr), 'utf8').trim().slice(-4000); } catch { return ''; } };
     const startFailed = (why: string) => {
@@ -163,12 +167,13 @@ export class QemuDriver implements VmDriver {
         throw startFailed(`could not read the forwarded ports: ${e instanceof Error ? e.message : e}`);
       }
     }
-    // qemu has loaded the initrd into guest memory: the copy holding the
-    // secrets does not need to stay on the host disk.
+    // qemu has the initrd mapped (it mmaps the file, so it must not be
+    // modified in place): unlinking removes the secrets it holds from the
+    // host disk while qemu keeps its mapping.
     rmSync(join(dir, FILES.initrd), { force: true });
     const meta: VmMeta = { version: 1, driver: 'qemu', id: spec.id, pid, pidStartTime: startTime, accel, ports, startedAt: Date.now() };
     writeJsonAtomic(join(dir, FILES.meta), meta);
-    return new QemuVmHandle(meta, dir, { child, qmp });
+    return new QemuVmHandle(meta, dir, { child, qmp, timings: { requestedAt, spawnedAt, readyAt: meta.startedAt } });
   }
 
   async adopt(stateDir: string, options: AdoptOptions = {}): Promise<VmHandle> {

@@ -156,6 +156,8 @@ export interface VmHandle extends EventEmitter<VmHandleEvents> {
   readonly pid: number;
   readonly ports: ForwardedPort[];
   readonly accel: Accel;
+  /** ms since epoch: startVm called, qemu spawned, qemu ready (QMP up); 0 when adopted */
+  readonly timings: { requestedAt: number; spawnedAt: number; readyAt: number };
   /** the last lines of the serial console (kernel and init messages) */
   consoleTail(): string[];
   /** resolves when the init has started the app; rejects if the VM stops first */

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { findGuestArtifacts, startVm, VM_FILES } from '../../src/vm/index.js';
+import { findGuestArtifacts, startVm } from '../../src/vm/index.js';
 import { procStartTime } from '../../src/vm/state.js';
 import { BOOT_TIMEOUT_MS, collectLogs, makeRootfs, tempDir, withTimeout } from './fixtures.js';
 
@@ -91,6 +91,13 @@ test('a busybox machine: streams, user, workdir, env, files, exec, zombies, port
     await assert.rejects(h.exec(['true']), /not running|stopped/);
     await h.dispose();
 
+    const secret = `tok-${process.pid}-${Date.now()}`;
+    const assertNoSecretOnDisk = (d: string) => {
+      for (const f of readdirSync(d)) {
+        const p = join(d, f);
+        if (statSync(p).isFile()) assert.ok(!readFileSync(p).includes(secret), `${f} must not hold the secret`);
+      }
+    };
     // Restart of the same machine: fresh writable layer, root user, init.exec
     // overrides a broken image entrypoint; the host kills it.
     const h2 = await startVm({
@@ -98,10 +105,13 @@ test('a busybox machine: streams, user, workdir, env, files, exec, zombies, port
       run: {
         image: { entrypoint: ['/bin/false'], cmd: ['x'] },
         init: { exec: ['/bin/sh', '-c', 'test -e /persist-test && echo PRESENT || echo ABSENT; id -u; trap "" TERM; echo ready; while :; do sleep 0.2; done'] },
+        secrets: { TOKEN: secret },
       },
     });
     const logs2 = collectLogs(h2);
     await logs2.waitFor((l) => l.line === 'ready');
+    assert.equal((await h2.exec(['sh', '-c', 'echo $TOKEN; ls /hangar 2>&1'])).stdout.split('\n')[0], secret, 'the secret reaches the app');
+    assertNoSecretOnDisk(stateDir);
     assert.deepEqual(logs2.text('stdout').slice(0, 2), ['ABSENT', '0']);
     // SIGTERM is trapped: the app keeps running until the host kills the VM
     await h2.signal('SIGTERM');
@@ -110,7 +120,7 @@ test('a busybox machine: streams, user, workdir, env, files, exec, zombies, port
     const killed = await h2.kill();
     assert.deepEqual([killed.reason, killed.exitCode, killed.signal], ['killed', 137, 9]);
     assert.equal(procStartTime(h2.pid), undefined);
-    assert.equal(existsSync(join(stateDir, VM_FILES.initrd)), false, 'the initrd (it holds secrets) is deleted');
+    assertNoSecretOnDisk(stateDir);
     // the writable layer was a qemu snapshot overlay: nothing of it is left
     assert.deepEqual(readdirSync(stateDir).sort(), ['console.log', 'ctl.sock', 'exit.json', 'logs.rec', 'qemu.stderr', 'qmp.sock', 'vm.json']);
     await h2.dispose();
