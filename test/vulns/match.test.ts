@@ -168,3 +168,32 @@ test('matching an SBOM document: Hangar CycloneDX/SPDX round trip, Syft and Triv
   assert.throws(() => inventoryFromSbomDocument({ hello: 1 }), /unrecognised SBOM/);
   assert.throws(() => inventoryFromSbomDocument({ bomFormat: 'CycloneDX', components: [] }), (e: unknown) => isHangarError(e) && e.code === 'NO_PACKAGE_DATA');
 });
+
+test('Ubuntu (":LTS" ecosystems, Ubuntu priority) and Rocky Linux (rpm EVR with epochs)', async (t) => {
+  const { dir, cleanup } = await tempDir('vulns-distros');
+  t.after(cleanup);
+  const db = VulnDb.open(join(dir, 'db.sqlite'));
+  t.after(async () => db.close());
+  const rec = (id: string, ecosystem: string, name: string, events: Array<Record<string, string>>, extra: Record<string, unknown> = {}) => ({
+    id,
+    modified: '2024-01-01T00:00:00Z',
+    summary: id,
+    affected: [{ package: { ecosystem, name }, ranges: [{ type: 'ECOSYSTEM', events }] }],
+    ...extra,
+  });
+  await importOsv(
+    db,
+    await writeOsvDir(join(dir, 'osv'), [
+      rec('UBUNTU-CVE-2099-0001', 'Ubuntu:22.04:LTS', 'openssl', [{ introduced: '0' }, { fixed: '3.0.2-0ubuntu1.15' }], { severity: [{ type: 'Ubuntu', score: 'high' }] }),
+      rec('UBUNTU-CVE-2099-0002', 'Ubuntu:22.04:LTS', 'openssl', [{ introduced: '0' }, { fixed: '3.0.2-0ubuntu1.10' }]),
+      rec('RLSA-2099:0001', 'Rocky Linux:9', 'openssl', [{ introduced: '0' }, { fixed: '1:3.0.7-25.el9_3' }]),
+      rec('RLSA-2099:0002', 'Rocky Linux:9', 'openssl', [{ introduced: '0' }, { fixed: '3.0.9-1.el9' }], { database_specific: { severity: 'Important' } }),
+    ]),
+  );
+  const pkg = (type: 'deb' | 'rpm', name: string, version: string, ecosystem: string, sourceName: string) => ({ type, name, version, sourceName, sourceVersion: version, ecosystem, purl: `pkg:${type}/x/${name}@${version}`, locations: [] });
+  const ubuntu = { schema: 1 as const, packages: [pkg('deb', 'libssl3', '3.0.2-0ubuntu1.12', 'Ubuntu:22.04', 'openssl')], warnings: [] };
+  assert.deepEqual(matchInventory(db, ubuntu).findings.map(line), ['UBUNTU-CVE-2099-0001 libssl3(openssl) 3.0.2-0ubuntu1.12 -> 3.0.2-0ubuntu1.15 HIGH']);
+  const rocky = { schema: 1 as const, packages: [pkg('rpm', 'openssl-libs', '1:3.0.7-24.el9', 'Rocky Linux:9', 'openssl')], warnings: [] };
+  // 3.0.9-1.el9 has epoch 0, below the installed epoch 1: not affected.
+  assert.deepEqual(matchInventory(db, rocky).findings.map(line), ['RLSA-2099:0001 openssl-libs(openssl) 1:3.0.7-24.el9 -> 1:3.0.7-25.el9_3 UNKNOWN']);
+});
