@@ -1,20 +1,16 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { open, readFile } from 'node:fs/promises';
-import { createHash } from 'node:crypto';
-import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { createWriteStream } from 'node:fs';
-import type { Principal } from '../accounts/index.js';
-import { HangarError } from '../shared/errors.js';
+import type { App } from '../accounts/index.js';
 import { sendApiError } from '../api/errors.js';
 import { regErr, sendRegistryError } from './errors.js';
 import { isDigestRef, parseDigest, digestOf, type Digest } from './digest.js';
 import { isValidTag, parseRepoName } from './names.js';
 import { MAX_MANIFEST_BYTES, MT, parseManifest } from './manifests.js';
-import { uploadLocation, type Session } from './uploads.js';
 import { sendFileRange } from './send-file.js';
-import type { Caller } from './auth.js';
 import type { Registry } from './registry.js';
+import { access, actionFor, empty, methodNotAllowed, paginate, readBody, sendJson, tooLarge } from './http-util.js';
+import { uploads } from './http-uploads.js';
+import { adminApi, tokenEndpoint } from './http-admin.js';
 
 const API_VERSION = { 'docker-distribution-api-version': 'registry/2.0' };
 
@@ -84,128 +80,6 @@ export async function handleRegistryRequest(reg: Registry, req: IncomingMessage,
   } catch (err) {
     sendRegistryError(req, res, err, reg.log);
   }
-}
-
-// --- helpers --------------------------------------------------------------------
-
-function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': String(Buffer.byteLength(text)), ...headers });
-  res.end(res.req?.method === 'HEAD' ? undefined : text);
-}
-
-function empty(res: ServerResponse, status: number, headers: Record<string, string>): void {
-  res.writeHead(status, { 'content-length': '0', ...headers });
-  res.end();
-}
-
-function methodNotAllowed(method: string): HangarError {
-  return regErr('UNSUPPORTED', `${method} is not supported on this endpoint`, { status: 405 });
-}
-
-function access(reg: Registry, req: IncomingMessage, name: string, action: 'pull' | 'push' | 'delete') {
-  const caller = reg.auth.identify(req, `repository:${name}:${action === 'push' ? 'pull,push' : action}`);
-  const app = reg.auth.authorize(req, caller, name, action);
-  reg.syncRepo(name, app);
-  return { caller: caller!, app };
-}
-
-function actionFor(method: string): 'pull' | 'push' | 'delete' {
-  if (method === 'GET' || method === 'HEAD') return 'pull';
-  if (method === 'DELETE') return 'delete';
-  return 'push';
-}
-
-function hasBody(req: IncomingMessage): boolean {
-  const len = req.headers['content-length'];
-  if (len !== undefined) return Number(len) > 0;
-  return req.headers['transfer-encoding'] !== undefined;
-}
-
-async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of req) {
-    size += (c as Buffer).length;
-    if (size > limit) throw tooLarge(limit);
-    chunks.push(c as Buffer);
-  }
-  return Buffer.concat(chunks);
-}
-
-function tooLarge(limit: number) {
-  return regErr('MANIFEST_INVALID', `manifest is larger than ${limit} bytes: split it (an index of smaller manifests) or move data into blobs`, {
-    status: 413,
-    detail: { limit },
-  });
-}
-
-function paginate(items: string[], query: URLSearchParams, base: string): { page: string[]; link?: string } {
-  const nRaw = query.get('n');
-  const last = query.get('last') ?? undefined;
-  let list = last !== undefined ? items.filter((t) => t > last) : items;
-  if (nRaw === null) return { page: list };
-  const n = Number(nRaw);
-  if (!Number.isInteger(n) || n < 0) throw regErr('UNSUPPORTED', `n must be a non-negative integer, got ${JSON.stringify(nRaw)}`, { status: 400 });
-  const page = list.slice(0, n);
-  if (list.length > n && page.length > 0) {
-    return { page, link: `<${base}?n=${n}&last=${encodeURIComponent(page[page.length - 1]!)}>; rel="next"` };
-  }
-  return { page };
-}
-
-function parseContentRange(h: string | undefined): { start: number; end: number } | undefined {
-  if (!h) return undefined;
-  const m = /^(?:bytes[ =])?(\d+)-(\d+)(?:\/\d+|\/\*)?$/.exec(h.trim());
-  if (!m) throw regErr('BLOB_UPLOAD_INVALID', `Content-Range ${JSON.stringify(h)} is not <start>-<end>`, { status: 416 });
-  const start = Number(m[1]);
-  const end = Number(m[2]);
-  if (end < start) throw regErr('BLOB_UPLOAD_INVALID', `Content-Range ${h} ends before it starts`, { status: 416 });
-  return { start, end };
-}
-
-function uploadHeaders(s: Session): Record<string, string> {
-  return { location: uploadLocation(s), range: `0-${Math.max(0, s.size - 1)}`, 'docker-upload-uuid': s.id };
-}
-
-// --- token endpoint ---------------------------------------------------------------
-
-async function tokenEndpoint(reg: Registry, req: IncomingMessage, res: ServerResponse, query: URLSearchParams): Promise<void> {
-  let params = query;
-  let secret: string | undefined;
-  if (req.method === 'POST') {
-    // OAuth2 password / refresh-token grant (docker uses it when it holds an identity token).
-    params = new URLSearchParams((await readBody(req, 64 * 1024)).toString('utf8'));
-    const grant = params.get('grant_type');
-    secret = grant === 'refresh_token' ? params.get('refresh_token') ?? undefined : params.get('password') ?? undefined;
-  } else if (req.method !== 'GET') {
-    throw methodNotAllowed(req.method ?? '');
-  }
-  const h = req.headers.authorization;
-  if (secret === undefined && h) {
-    const m = /^(\w+)\s+(.+)$/.exec(h.trim());
-    if (m && m[1]!.toLowerCase() === 'basic') {
-      const d = Buffer.from(m[2]!, 'base64').toString('utf8');
-      secret = d.includes(':') ? d.slice(d.indexOf(':') + 1) : d;
-    } else if (m && m[1]!.toLowerCase() === 'bearer') secret = m[2]!;
-  }
-  let principal: Principal | undefined;
-  if (secret !== undefined) {
-    try {
-      principal = reg.accounts.authenticate(secret);
-    } catch (e) {
-      if (e instanceof HangarError && e.code === 'UNAUTHORIZED') {
-        throw regErr('UNAUTHORIZED', `${e.message} (the registry takes an API token as the password; any user name)`, {
-          headers: { 'www-authenticate': `Basic realm="hangar"` },
-        });
-      }
-      throw e;
-    }
-  }
-  const access = reg.auth.grant(principal, params.getAll('scope'));
-  const issued = reg.auth.issue(principal, access);
-  res.setHeader('cache-control', 'no-store');
-  sendJson(res, 200, req.method === 'POST' ? { ...issued, token_type: 'Bearer', scope: params.getAll('scope').join(' ') } : issued);
 }
 
 // --- catalog and tags ---------------------------------------------------------------
@@ -285,7 +159,7 @@ async function putManifest(
   req: IncomingMessage,
   res: ServerResponse,
   name: string,
-  app: import('../accounts/index.js').App,
+  app: App,
   ref: string,
   digest: Digest | undefined,
 ): Promise<void> {
@@ -427,158 +301,3 @@ async function blob(reg: Registry, req: IncomingMessage, res: ServerResponse, me
   await sendFileRange(fh, res, start, end);
 }
 
-// --- uploads --------------------------------------------------------------------------
-
-async function uploads(
-  reg: Registry,
-  req: IncomingMessage,
-  res: ServerResponse,
-  method: string,
-  name: string,
-  id: string,
-  query: URLSearchParams,
-): Promise<void> {
-  const { caller, app } = access(reg, req, name, 'push');
-  if (id === '') {
-    if (method !== 'POST') throw methodNotAllowed(method);
-    return startUpload(reg, req, res, name, app, caller, query);
-  }
-  const session = await reg.uploads.get(id, name);
-  switch (method) {
-    case 'GET':
-      return empty(res, 204, uploadHeaders(session));
-    case 'DELETE':
-      await reg.uploads.drop(session.id);
-      return empty(res, 204, {});
-    case 'PATCH': {
-      const range = parseContentRange(req.headers['content-range'] as string | undefined);
-      await reg.uploads.append(session, req, range);
-      return empty(res, 202, uploadHeaders(session));
-    }
-    case 'PUT': {
-      const dq = query.get('digest');
-      if (!dq) throw regErr('DIGEST_INVALID', 'PUT to finish an upload needs ?digest=<algorithm:hex>');
-      const digest = parseDigest(dq);
-      if (hasBody(req)) {
-        const range = parseContentRange(req.headers['content-range'] as string | undefined);
-        await reg.uploads.append(session, req, range);
-      }
-      const hex = await reg.uploads.digestHex(session, digest.algorithm);
-      if (hex !== digest.hex) {
-        // A failed upload leaves nothing behind: the client starts over.
-        await reg.uploads.drop(session.id);
-        throw regErr('DIGEST_INVALID', `uploaded content has ${digest.algorithm}:${hex}, not ${digest.value}; the upload was discarded, push the blob again`, {
-          detail: { expected: digest.value, actual: `${digest.algorithm}:${hex}`, size: session.size },
-        });
-      }
-      await reg.commitBlob(reg.content.uploadPath(session.id), digest, session.size, name, app);
-      await reg.uploads.drop(session.id, false);
-      return empty(res, 201, { location: `/v2/${name}/blobs/${digest.value}`, 'docker-content-digest': digest.value });
-    }
-    default:
-      throw methodNotAllowed(method);
-  }
-}
-
-async function startUpload(
-  reg: Registry,
-  req: IncomingMessage,
-  res: ServerResponse,
-  name: string,
-  app: import('../accounts/index.js').App,
-  caller: Caller,
-  query: URLSearchParams,
-): Promise<void> {
-  const mount = query.get('mount');
-  const from = query.get('from');
-  if (mount) {
-    const d = parseDigest(mount);
-    // The spec's answer when the source cannot be read: a normal upload session.
-    if (from && reg.auth.may(caller, from, 'pull')) {
-      const fromApp = reg.auth.appFor(caller.principal, from);
-      if (fromApp && reg.meta.repoOwnedBy(from, fromApp.id) && reg.meta.repoBlob(from, d.value) && (await reg.content.fileExists(d))) {
-        reg.options.store.db.transaction(() => {
-          reg.meta.ensureRepo(name, app.id);
-          reg.meta.link(name, d.value);
-          reg.meta.touch(d.value);
-        })();
-        return empty(res, 201, { location: `/v2/${name}/blobs/${d.value}`, 'docker-content-digest': d.value });
-      }
-    }
-  }
-  const dq = query.get('digest');
-  if (dq) return monolithicPost(reg, req, res, name, app, parseDigest(dq));
-  const session = await reg.uploads.create(name);
-  empty(res, 202, uploadHeaders(session));
-}
-
-/** POST ?digest= with the whole blob as the body: one request, hashed while written. */
-async function monolithicPost(
-  reg: Registry,
-  req: IncomingMessage,
-  res: ServerResponse,
-  name: string,
-  app: import('../accounts/index.js').App,
-  digest: Digest,
-): Promise<void> {
-  const tmp = reg.content.tempPath();
-  const hash = createHash(digest.algorithm);
-  let size = 0;
-  try {
-    await pipeline(
-      req,
-      new Transform({
-        transform(chunk: Buffer, _e, cb) {
-          hash.update(chunk);
-          size += chunk.length;
-          cb(null, chunk);
-        },
-      }),
-      createWriteStream(tmp, { flags: 'wx', mode: 0o600, highWaterMark: 1 << 20 }),
-    );
-    const hex = hash.digest('hex');
-    if (hex !== digest.hex) {
-      throw regErr('DIGEST_INVALID', `uploaded content has ${digest.algorithm}:${hex}, not ${digest.value}; nothing was stored, push the blob again`, {
-        detail: { expected: digest.value, actual: `${digest.algorithm}:${hex}`, size },
-      });
-    }
-    await reg.commitBlob(tmp, digest, size, name, app);
-  } catch (e) {
-    await reg.content.remove(tmp);
-    throw e;
-  }
-  empty(res, 201, { location: `/v2/${name}/blobs/${digest.value}`, 'docker-content-digest': digest.value });
-}
-
-// --- admin API (Fly-style errors) ---------------------------------------------------------
-
-async function adminApi(reg: Registry, req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
-  const principal = reg.accounts.authenticate(/^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '')?.[1]?.trim());
-  const url = new URL(req.url ?? '/', 'http://daemon');
-  if (path === '/v1/registry/gc' && req.method === 'POST') {
-    reg.accounts.requireAdmin(principal, 'registry gc');
-    const grace = url.searchParams.get('grace_seconds');
-    const result = await reg.gc({
-      dryRun: url.searchParams.get('dry_run') === 'true' || url.searchParams.get('dry_run') === '1',
-      graceMs: grace !== null && /^\d+$/.test(grace) ? Number(grace) * 1000 : undefined,
-    });
-    return sendJson(res, 200, result);
-  }
-  if (path === '/v1/registry/repositories' && req.method === 'GET') {
-    const db = reg.options.store.db;
-    const rows = reg.meta.listRepos().filter((r) => {
-      const a = reg.accounts.findApp(parseRepoName(r.name).app);
-      return a !== undefined && a.id === r.app_id && reg.accounts.mayAccessOrg(principal, a.org_id);
-    });
-    const out = rows.map((r) => {
-      const tags = (db.prepare('SELECT tag, digest, updated_at FROM registry_tags WHERE repo = ? ORDER BY tag').all(r.name) as Array<{
-        tag: string;
-        digest: string;
-        updated_at: number;
-      }>).map((t) => ({ tag: t.tag, digest: t.digest, updated_at: new Date(t.updated_at).toISOString() }));
-      return { name: r.name, tags };
-    });
-    return sendJson(res, 200, { repositories: out });
-  }
-  throw new HangarError('NOT_FOUND', `no such endpoint: ${req.method} ${path}`);
-}
