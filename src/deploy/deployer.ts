@@ -321,7 +321,11 @@ export class Deployer {
     const machines = this.appMachines(app.name).filter((m) => groupOf(m) === group);
     if (count > machines.length) {
       out(`[${group}] creating ${count - machines.length} machine(s)`);
-      for (let i = machines.length; i < count; i++) await this.o.machines.create(app.name, { config: mc });
+      const waitMs = durationToMs(current.config.deploy?.wait_timeout, DEFAULT_WAIT_MS);
+      for (let i = machines.length; i < count; i++) {
+        const m = await this.createAndWait(app.name, mc, waitMs, out, group);
+        out(`[${group}] machine ${m.id} is ${checksOf(mc).length ? 'healthy' : 'started'}`);
+      }
     } else if (count < machines.length) {
       // Newest first, stopped ones before running ones.
       const victims = [...machines].sort((a, b) => Number(a.state === 'started') - Number(b.state === 'started') || b.created_at.localeCompare(a.created_at)).slice(0, machines.length - count);
