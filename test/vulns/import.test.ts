@@ -97,6 +97,11 @@ test('malformed OSV data aborts the import and leaves the database unchanged; sk
   assert.match(r.problems[1]!, /invalid OSV record in c-noid.json: id:/);
   assert.equal(db.affected(['npm'], 'left-pad').length, 1);
 
+  // Two imports through one connection at once: the second is refused, the first completes.
+  const [first, second] = await Promise.allSettled([importOsv(db, osv), importOsv(db, osv)]);
+  assert.equal(first.status, 'fulfilled');
+  assert.ok(second.status === 'rejected' && isHangarError(second.reason) && second.reason.code === 'CONFLICT');
+
   await mkdir(join(dir, 'empty'));
   await assert.rejects(importOsv(db, join(dir, 'empty')), /holds no .json files/);
   await assert.rejects(importOsv(db, join(dir, 'nope')), /does not exist/);
