@@ -1,12 +1,7 @@
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { constants as osConstants } from 'node:os';
 import type { BootSpec, GuestExit, GuestRunner, RunningGuest } from '../machines/index.js';
 import { HangarError } from '../shared/errors.js';
 import type { VmDriver, VmExit, VmHandle } from '../vm/index.js';
-
-/** Where the adapter remembers how far into the VM's log file lines were stored. */
-const OFFSET_FILE = 'hangar-log-offset';
 
 function signalName(n: number | null): string | undefined {
   if (!n) return undefined;
@@ -35,31 +30,17 @@ function toGuestExit(e: VmExit): GuestExit {
 
 /**
  * Adapts the VM driver (vm/) to what the machine lifecycle needs. Log lines
- * carry a byte offset into the VM's log file; the adapter persists the last
- * one so a re-adopted VM resumes exactly after the last stored line.
+ * carry their byte offset in the VM's log file as the cursor, which the log
+ * store commits with them; adoption resumes from it.
  */
 export function createGuestRunner(driver: VmDriver): GuestRunner {
-  function wrap(h: VmHandle, stateDir: string): RunningGuest {
+  function wrap(h: VmHandle): RunningGuest {
     const ports: Record<string, number> = {};
     for (const p of h.ports) if (p.protocol === 'tcp') ports[String(p.guestPort)] = p.hostPort;
-    let offset = 0;
-    let timer: NodeJS.Timeout | undefined;
-    const persist = () => {
-      timer = undefined;
-      try {
-        writeFileSync(join(stateDir, OFFSET_FILE), String(offset));
-      } catch {
-        /* the state dir is gone: the machine was destroyed */
-      }
-    };
     return {
       ports,
       onOutput(cb) {
-        h.on('log', (l) => {
-          cb(l.stream === 'init' ? 'system' : l.stream, l.line);
-          offset = l.offset;
-          timer ??= setTimeout(persist, 500);
-        });
+        h.on('log', (l) => cb(l.stream === 'init' ? 'system' : l.stream, l.line, l.offset));
       },
       async exec(argv, timeoutMs) {
         // A machine is "started" as soon as its VM runs; commands can only
@@ -80,13 +61,8 @@ export function createGuestRunner(driver: VmDriver): GuestRunner {
       async kill() {
         await h.kill();
       },
-      exited: h.waitExit().then((e) => {
-        if (timer) {
-          clearTimeout(timer);
-          persist();
-        }
-        return toGuestExit(e);
-      }),
+      detach: () => h.detach(),
+      exited: h.waitExit().then(toGuestExit),
     };
   }
 
@@ -115,17 +91,11 @@ export function createGuestRunner(driver: VmDriver): GuestRunner {
         ports: spec.ports.map((guestPort) => ({ guestPort, protocol: 'tcp' as const })),
         volumes: spec.mounts.map((m) => ({ hostPath: m.imagePath, guestPath: m.guestPath })),
       });
-      return wrap(h, spec.stateDir);
+      return wrap(h);
     },
-    async adopt(_machineId: string, stateDir: string): Promise<RunningGuest | undefined> {
-      let logOffset: number | undefined;
+    async adopt(_machineId: string, stateDir: string, resumeCursor?: number): Promise<RunningGuest | undefined> {
       try {
-        logOffset = Number(readFileSync(join(stateDir, OFFSET_FILE), 'utf8')) || undefined;
-      } catch {
-        /* no lines stored yet */
-      }
-      try {
-        return wrap(await driver.adopt(stateDir, { logOffset }), stateDir);
+        return wrap(await driver.adopt(stateDir, { logOffset: resumeCursor }));
       } catch {
         return undefined;
       }

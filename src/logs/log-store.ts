@@ -32,6 +32,12 @@ const migrations = [
    );
    CREATE INDEX log_lines_app ON log_lines(app, id);
    CREATE INDEX log_lines_machine ON log_lines(machine_id, id);`,
+  // Where each machine's log source was read up to, committed together with
+  // the lines: a re-adopted VM resumes exactly after the last stored line.
+  `CREATE TABLE log_cursors (
+     machine_id TEXT PRIMARY KEY,
+     cursor INTEGER NOT NULL
+   );`,
 ];
 
 /** A single line longer than this is cut: one runaway line must not eat the store. */
@@ -46,6 +52,7 @@ export const MAX_LINE_BYTES = 16 * 1024;
 export class LogStore {
   private readonly events = new EventEmitter();
   private pending: Omit<LogLine, 'id'>[] = [];
+  private pendingCursors = new Map<string, number>();
   private flushScheduled = false;
   private readonly insert;
   private appended = new Map<string, number>();
@@ -59,7 +66,12 @@ export class LogStore {
     this.events.setMaxListeners(0);
   }
 
-  append(app: string, machineId: string, stream: LogStream, message: string, at = new Date()): void {
+  /**
+   * `cursor`: the source's position just past this line (e.g. a byte offset
+   * in the VM's log file); see cursor().
+   */
+  append(app: string, machineId: string, stream: LogStream, message: string, at = new Date(), cursor?: number): void {
+    if (cursor !== undefined) this.pendingCursors.set(machineId, cursor);
     let text = message;
     if (Buffer.byteLength(text) > MAX_LINE_BYTES) text = Buffer.from(text).subarray(0, MAX_LINE_BYTES).toString('utf8') + ' [line truncated]';
     this.pending.push({ timestamp: at.toISOString(), app, machine_id: machineId, stream, message: text });
@@ -74,9 +86,16 @@ export class LogStore {
     this.flushScheduled = false;
     if (!this.pending.length || !this.store.db.open) return;
     const batch = this.pending;
+    const cursors = this.pendingCursors;
     this.pending = [];
+    this.pendingCursors = new Map();
     const committed: LogLine[] = [];
     this.store.db.transaction(() => {
+      for (const [machineId, cursor] of cursors) {
+        this.store.db
+          .prepare('INSERT INTO log_cursors (machine_id, cursor) VALUES (?, ?) ON CONFLICT(machine_id) DO UPDATE SET cursor = excluded.cursor')
+          .run(machineId, cursor);
+      }
       for (const l of batch) {
         const r = this.insert.run(l.timestamp, l.app, l.machine_id, l.stream, l.message);
         committed.push({ ...l, id: Number(r.lastInsertRowid) });
@@ -85,6 +104,13 @@ export class LogStore {
     })();
     for (const line of committed) this.events.emit('line', line);
     this.enforceRetention();
+  }
+
+  /** The cursor stored with the machine's last committed line, if any. */
+  cursor(machineId: string): number | undefined {
+    this.flush();
+    const row = this.store.db.prepare('SELECT cursor FROM log_cursors WHERE machine_id = ?').get(machineId) as { cursor: number } | undefined;
+    return row?.cursor;
   }
 
   query(q: LogQuery): LogLine[] {
@@ -122,6 +148,7 @@ export class LogStore {
 
   deleteApp(app: string): void {
     this.flush();
+    this.store.db.prepare('DELETE FROM log_cursors WHERE machine_id IN (SELECT DISTINCT machine_id FROM log_lines WHERE app = ?)').run(app);
     this.store.db.prepare('DELETE FROM log_lines WHERE app = ?').run(app);
   }
 

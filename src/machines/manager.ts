@@ -193,7 +193,7 @@ export class MachineManager {
       if (!['starting', 'started', 'stopping'].includes(m.state)) continue;
       let guest: RunningGuest | undefined;
       try {
-        guest = await this.o.guests.adopt(m.id, this.stateDir(m.id));
+        guest = await this.o.guests.adopt(m.id, this.stateDir(m.id), this.o.logs.cursor(m.id));
       } catch (err) {
         this.o.log.warn('could not re-adopt machine', { machine: m.id, err });
       }
@@ -216,6 +216,8 @@ export class MachineManager {
    */
   close(): void {
     this.closed = true;
+    for (const a of this.active.values()) a.guest.detach();
+    this.active.clear();
   }
 
   // --- internals -------------------------------------------------------------
@@ -308,7 +310,7 @@ export class MachineManager {
     const rec = this.o.records.get(id)!;
     const entry: Active = { guest, release, requestedStop: false, handled: Promise.resolve() };
     this.active.set(id, entry);
-    guest.onOutput((stream, line) => this.o.logs.append(rec.app, id, stream, line));
+    guest.onOutput((stream, line, cursor) => this.o.logs.append(rec.app, id, stream, line, new Date(), cursor));
     entry.handled = guest.exited.then((exit) => this.onExit(id, entry, exit));
   }
 

@@ -82,18 +82,24 @@ export interface ExecResult {
 export interface RunningGuest {
   /** Guest port (as string) → host port on 127.0.0.1. */
   ports: Record<string, number>;
-  /** App output lines; `system` carries init/kernel messages worth showing. */
-  onOutput(cb: (stream: 'stdout' | 'stderr' | 'system', line: string) => void): void;
+  /**
+   * App output lines; `system` carries init/kernel messages worth showing.
+   * `cursor` is the source position after the line, stored with it so a
+   * re-adopted guest resumes exactly there.
+   */
+  onOutput(cb: (stream: 'stdout' | 'stderr' | 'system', line: string, cursor?: number) => void): void;
   exec(argv: string[], timeoutMs: number): Promise<ExecResult>;
   signal(signal: string): Promise<void>;
   /** Hard stop: kill the VM. */
   kill(): Promise<void>;
   /** Resolves once, when the VM is gone. */
   exited: Promise<GuestExit>;
+  /** Stop watching the guest but leave it running (daemon shutdown). */
+  detach(): void;
 }
 
 export interface GuestRunner {
   boot(spec: BootSpec): Promise<RunningGuest>;
   /** Reconnect to a guest left running by an earlier daemon, if it still runs. */
-  adopt(machineId: string, stateDir: string): Promise<RunningGuest | undefined>;
+  adopt(machineId: string, stateDir: string, resumeCursor?: number): Promise<RunningGuest | undefined>;
 }

@@ -16,7 +16,7 @@ export class RedactingLogStore extends LogStore {
     super(store, retainPerMachine);
   }
 
-  override append(app: string, machineId: string, stream: LogStream, message: string, at?: Date): void {
-    super.append(app, machineId, stream, this.secrets.redact(app, message), at);
+  override append(app: string, machineId: string, stream: LogStream, message: string, at?: Date, cursor?: number): void {
+    super.append(app, machineId, stream, this.secrets.redact(app, message), at, cursor);
   }
 }

@@ -25,7 +25,9 @@ export const daemonCommands: Command[] = [
         process.once('SIGINT', () => stop('SIGINT'));
         process.once('SIGTERM', () => stop('SIGTERM'));
       });
-      return 0;
+      // Guests keep running (they are re-adopted on the next start); exit
+      // even if some library left a handle open.
+      process.exit(0);
     },
   },
 ];
