@@ -39,7 +39,9 @@ export async function sh(t: TestDaemon, app: string, id: string, cmd: string): P
     last = r.body;
     await new Promise((res) => setTimeout(res, 500));
   }
-  throw new Error(`exec in ${id} failed: ${JSON.stringify(last)}`);
+  const m = (await t.api('GET', `/v1/apps/${app}/machines/${id}`)).body;
+  const logs = (await t.api('GET', `/v1/apps/${app}/logs?machine_id=${id}&limit=20`)).body;
+  throw new Error(`exec in ${id} failed: ${JSON.stringify(last)}; machine ${m?.state} (${m?.reason ?? ''}); last log lines: ${JSON.stringify(Array.isArray(logs) ? logs.map((l: { message: string }) => l.message) : logs)}`);
 }
 
 export async function waitState(t: TestDaemon, app: string, id: string, state: string): Promise<void> {
