@@ -140,7 +140,7 @@ async function load(vdb: VulnDb, source: string, items: Item[], opts: ImportOpti
   return result;
 }
 
-function firstLine(s: string | undefined): string {
+function firstLine(s: string | null | undefined): string {
   return (s ?? '').split('\n')[0]!.slice(0, 300);
 }
 

@@ -9,9 +9,9 @@ const SeverityEntry = z.object({ type: z.string(), score: z.string() }).passthro
 const Affected = z
   .object({
     package: z.object({ ecosystem: z.string().min(1), name: z.string().min(1), purl: z.string().optional() }).passthrough().optional(),
-    ranges: z.array(Range).optional(),
-    versions: z.array(z.string()).optional(),
-    severity: z.array(SeverityEntry).optional(),
+    ranges: z.array(Range).nullish(),
+    versions: z.array(z.string()).nullish(),
+    severity: z.array(SeverityEntry).nullish(),
     ecosystem_specific: z.record(z.string(), z.unknown()).nullish(),
     database_specific: z.record(z.string(), z.unknown()).nullish(),
   })
@@ -21,11 +21,11 @@ export const OsvRecordSchema = z
   .object({
     id: z.string().min(1),
     modified: z.string().min(1),
-    withdrawn: z.string().optional(),
+    withdrawn: z.string().nullish(),
     aliases: z.array(z.string()).nullish(),
     upstream: z.array(z.string()).nullish(),
-    summary: z.string().optional(),
-    details: z.string().optional(),
+    summary: z.string().nullish(),
+    details: z.string().nullish(),
     severity: z.array(SeverityEntry).nullish(),
     affected: z.array(Affected).nullish(),
     database_specific: z.record(z.string(), z.unknown()).nullish(),
