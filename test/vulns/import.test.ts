@@ -80,7 +80,7 @@ test('malformed OSV data aborts the import and leaves the database unchanged; sk
   await importOsv(db, osv);
   const before = count(db, 'affected');
   await mkdir(join(dir, 'bad'));
-  await writeFile(join(dir, 'bad', 'a-good.json'), JSON.stringify({ id: 'GHSA-2099-good-0001', modified: '2024-01-01T00:00:00Z', affected: [{ package: { ecosystem: 'npm', name: 'left-pad' }, versions: ['1.0.0'] }] }));
+  await writeFile(join(dir, 'bad', 'a-good.json'), JSON.stringify({ id: 'GHSA-2099-good-0001', modified: '2024-01-01T00:00:00Z', summary: null, aliases: null, affected: [{ package: { ecosystem: 'npm', name: 'left-pad' }, ranges: null, versions: ['1.0.0'], ecosystem_specific: null }] }));
   await writeFile(join(dir, 'bad', 'b-broken.json'), '{"id": "GHSA-x", ');
   await writeFile(join(dir, 'bad', 'c-noid.json'), JSON.stringify({ modified: '2024-01-01T00:00:00Z' }));
   await assert.rejects(importOsv(db, join(dir, 'bad')), (e: unknown) => {
