@@ -30,7 +30,8 @@ export function helpText(prefix: string[] = []): string {
     'Usage: hangar <command> [flags]',
     '',
     'Commands:',
-    ...cmds.map((c) => `  ${c.usage.padEnd(52)} ${c.summary}`),
+    // Long usages get their summary on the next line, so columns stay readable.
+    ...cmds.map((c) => (c.usage.length > 50 ? `  ${c.usage}\n  ${''.padEnd(52)} ${c.summary}` : `  ${c.usage.padEnd(52)} ${c.summary}`)),
     '',
     'Global flags: --json (print only JSON), --help',
     'Environment: HANGAR_API_URL (default http://127.0.0.1:4280), HANGAR_ACCESS_TOKEN, HANGAR_DATA_DIR, NO_COLOR',

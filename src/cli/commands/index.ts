@@ -9,15 +9,18 @@ import { secretCommands } from './secrets.js';
 import { volumeCommands } from './volumes.js';
 import { registryCommands } from './registry.js';
 
-/** Every CLI command; each component's commands live in their own module. */
+/**
+ * Every CLI command; each component's commands live in their own module.
+ * The order is the order of `hangar help`: the everyday workflow first.
+ */
 export const allCommands: Command[] = [
-  ...registryCommands,
-  ...daemonCommands,
-  ...authCommands,
-  ...accountCommands,
+  ...deployCommands,
   ...machineCommands,
   ...logCommands,
   ...secretCommands,
   ...volumeCommands,
-  ...deployCommands,
+  ...accountCommands,
+  ...authCommands,
+  ...registryCommands,
+  ...daemonCommands,
 ];
