@@ -13,7 +13,7 @@ export class FileTail {
 
   constructor(private path: string, public offset: number, private onData: (chunk: Buffer) => void) {}
 
-  start(pollMs = 250): void {
+  start(pollMs = 1000): void {
     this.timer = setInterval(() => this.drain(), pollMs);
     this.drain();
   }
