@@ -58,12 +58,16 @@ test('data on a volume survives restart, stop/start, update and a daemon restart
     r = await sh(t, APP, m.id, 'cat /data/note; stat -c %U /data; echo second >> /data/note; sync');
     assert.equal(r.stdout, 'kept\nnobody\n');
 
-    // Stop, restart the daemon, start again: the volume and its lock are still there.
-    await t.api('POST', `/v1/apps/${APP}/machines/${m.id}/stop`, {});
-    await waitState(t, APP, m.id, 'stopped');
-    assert.equal((await t.api('GET', `/v1/apps/${APP}/volumes/${vol.id}`)).body.attached_machine_id, m.id, 'a stopped machine keeps its volume');
+    // Daemon restart while the machine runs: the new daemon adopts it and the data is there.
     await t.daemon.close();
     t = await startTestDaemon({ dataDir });
+    assert.equal((await t.api('GET', `/v1/apps/${APP}/volumes/${vol.id}`)).body.attached_machine_id, m.id);
+    r = await sh(t, APP, m.id, 'cat /data/note');
+    assert.equal(r.stdout, 'kept\nsecond\n');
+
+    // Stop and start under the new daemon: a stopped machine keeps its volume.
+    await t.api('POST', `/v1/apps/${APP}/machines/${m.id}/stop`, {});
+    await waitState(t, APP, m.id, 'stopped');
     assert.equal((await t.api('GET', `/v1/apps/${APP}/volumes/${vol.id}`)).body.attached_machine_id, m.id);
     assert.equal((await t.api('POST', `/v1/apps/${APP}/machines/${m.id}/start`)).status, 200);
     await waitState(t, APP, m.id, 'started');
