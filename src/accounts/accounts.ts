@@ -38,6 +38,13 @@ export interface Principal {
 
 const TOKEN_PREFIX = 'hgr_';
 
+/**
+ * Organizations Hangar keeps for itself (e.g. `hangar-system`, which owns the
+ * base-image mirror). Users cannot create them, and listings leave them out.
+ */
+export const SYSTEM_ORG_PREFIX = 'hangar-';
+const USER_ORGS = `slug NOT LIKE '${SYSTEM_ORG_PREFIX}%'`;
+
 function hashToken(secret: string): string {
   return createHash('sha256').update(secret).digest('hex');
 }
@@ -76,7 +83,7 @@ export class Accounts {
   }
 
   listOrgs(principal: Principal): Org[] {
-    if (principal.orgId === null) return this.db.prepare('SELECT * FROM orgs ORDER BY slug').all() as Org[];
+    if (principal.orgId === null) return this.db.prepare(`SELECT * FROM orgs WHERE ${USER_ORGS} ORDER BY slug`).all() as Org[];
     return this.db.prepare('SELECT * FROM orgs WHERE id = ?').all(principal.orgId) as Org[];
   }
 
@@ -111,7 +118,11 @@ export class Accounts {
       this.requireOrgAccess(principal, orgId);
       return this.db.prepare('SELECT * FROM apps WHERE org_id = ? ORDER BY name').all(orgId) as App[];
     }
-    if (principal.orgId === null) return this.db.prepare('SELECT * FROM apps ORDER BY name').all() as App[];
+    if (principal.orgId === null) {
+      return this.db
+        .prepare(`SELECT * FROM apps WHERE org_id IN (SELECT id FROM orgs WHERE ${USER_ORGS}) ORDER BY name`)
+        .all() as App[];
+    }
     return this.db.prepare('SELECT * FROM apps WHERE org_id = ? ORDER BY name').all(principal.orgId) as App[];
   }
 

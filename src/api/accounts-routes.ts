@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { Accounts, App, Org } from '../accounts/index.js';
+import { SYSTEM_ORG_PREFIX, type Accounts, type App, type Org } from '../accounts/index.js';
 import { readJson, type Router } from '../http/index.js';
 import { parseInput } from '../shared/validate.js';
 import { badRequest } from '../shared/errors.js';
@@ -86,6 +86,7 @@ export function accountsRoutes(router: Router, accounts: Accounts, hooks: AppLif
     const principal = principalOf(accounts, req);
     accounts.requireAdmin(principal, 'creating an organization');
     const body = parseInput(createOrgBody, await readJson(req), 'organization');
+    if (body.slug.startsWith(SYSTEM_ORG_PREFIX)) throw badRequest(`organization names starting with "${SYSTEM_ORG_PREFIX}" are reserved for Hangar itself; choose another`);
     res.statusCode = 201;
     return accounts.createOrg(body.slug, body.name ?? body.slug);
   });

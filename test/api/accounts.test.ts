@@ -83,6 +83,10 @@ test('auth: missing, unknown, revoked and expired tokens get 401; other orgs see
     assert.equal((await t.api('DELETE', '/v1/apps/acme-web', undefined, rival.token)).status, 404);
     assert.equal((await t.api('POST', '/v1/apps', { app_name: 'x', org_slug: 'acme' }, rival.token)).status, 403);
     assert.equal((await t.api('GET', '/v1/apps', undefined, rival.token)).body.total_apps, 0);
+    // System org names are reserved.
+    const reserved = await t.api('POST', '/v1/orgs', { slug: 'hangar-system' });
+    assert.equal(reserved.status, 400);
+    assert.match(reserved.body.error, /reserved/);
     // Only the admin creates orgs.
     assert.equal((await t.api('POST', '/v1/orgs', { slug: 'evil' }, rival.token)).status, 403);
 
