@@ -92,7 +92,9 @@ async function main() {
       const order = i % 2 === 0 ? ['hangar', 'pipeline'] : ['pipeline', 'hangar'];
       for (const side of order) {
         dropCaches();
-        const dir = mkdtempSync(join(work, `${side}-`));
+        // BENCH_PIPELINE_TMPFS=1: give the pipeline the same tmpfs advantage Hangar's scratch tree has.
+        const base = side === 'pipeline' && process.env.BENCH_PIPELINE_TMPFS === '1' ? '/dev/shm' : work;
+        const dir = mkdtempSync(join(base, `hangar-bench-${side}-`));
         if (side === 'hangar') {
           const cache = new RootfsCache({ dataDir: dir });
           const t0 = performance.now();
@@ -137,6 +139,7 @@ async function main() {
       bench: 'rootfs',
       image: `debian bookworm minbase + python3/pip/git: ${files} files, ${treeMb} MB, 2 gzip layers`,
       runs,
+      pipeline_on_tmpfs: process.env.BENCH_PIPELINE_TMPFS === '1',
       hangar_cold_ms: m(hangar),
       pipeline_ms: m(pipe),
       skopeo_ms: m(parts.skopeo),
