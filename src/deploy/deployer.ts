@@ -299,9 +299,10 @@ export class Deployer {
         lastFailure = failing.join('; ');
       }
       if (Date.now() > deadline) {
+        const logs = this.o.logs?.query({ app, machineId: id, limit: 1000 }).filter((l) => l.timestamp >= since).slice(-6).map((l) => `    ${l.message}`).join('\n');
         throw new HangarError(
           'HEALTH_CHECK_FAILED',
-          `[${group}] machine ${id} ${startedAt === undefined ? 'did not start' : 'did not pass its health checks'} within ${Math.round(waitMs / 1000)}s${lastFailure ? `: ${lastFailure}` : ''}`,
+          `[${group}] machine ${id} ${startedAt === undefined ? 'did not start' : 'did not pass its health checks'} within ${Math.round(waitMs / 1000)}s${lastFailure ? `: ${lastFailure}` : ''}${logs ? `\n  last output of the machine:\n${logs}\n` : ''}`,
           { status: 422 },
         );
       }
