@@ -30,7 +30,7 @@ export interface ProxyOptions {
   responseTimeoutMs?: number;
   /** Autostop idle period (default 5 min). */
   autostopIdleMs?: number;
-  /** Retry cadence of readiness probes for booting machines (default 100 ms). */
+  /** Retry cadence of readiness probes for booting machines (default 50 ms). */
   probeIntervalMs?: number;
 }
 
@@ -48,6 +48,10 @@ const NEVER_SENT = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADD
 const RESET = new Set(['ECONNRESET', 'EPIPE']);
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS']);
 const MAX_ATTEMPTS = 3;
+interface Retry {
+  reason: string;
+  sameMachineOk: boolean;
+}
 /** A retry takes another machine that is ready now, or gives up. */
 const RETRY_WAIT_MS = 0;
 
@@ -75,7 +79,7 @@ export function createProxy(options: ProxyOptions): Proxy {
   let pool: Pool;
   const health = new HealthTracker({
     onChange: () => pool.wake(),
-    probeIntervalMs: options.probeIntervalMs ?? 100,
+    probeIntervalMs: options.probeIntervalMs ?? 50,
     probeTimeoutMs: 2_000,
   });
   pool = new Pool({
@@ -162,21 +166,21 @@ export function createProxy(options: ProxyOptions): Proxy {
       }
       const outcome = await forward(req, res, lease, requestId, bodyless);
       if (outcome === undefined) return;
-      lastFailure = outcome;
+      lastFailure = outcome.reason;
       if (attempt >= MAX_ATTEMPTS) {
-        sendError(res, 502, outcome, requestId);
+        sendError(res, 502, outcome.reason, requestId);
         return;
       }
-      (exclude ??= new Set()).add(lease.machine.id);
+      if (!outcome.sameMachineOk) (exclude ??= new Set()).add(lease.machine.id);
     }
   }
 
   /**
    * Proxies one request to one machine. Resolves undefined when the exchange
-   * is over (or failed for good), or a failure message when the machine
-   * never saw the request and another may be tried.
+   * is over (or failed for good), or why it may be tried again: on another
+   * machine, or on the same one when only a stale pooled connection failed.
    */
-  function forward(req: IncomingMessage, res: ServerResponse, lease: Lease, requestId: string, bodyless: boolean): Promise<string | undefined> {
+  function forward(req: IncomingMessage, res: ServerResponse, lease: Lease, requestId: string, bodyless: boolean): Promise<Retry | undefined> {
     return new Promise((resolve) => {
       const clientIp = req.socket.remoteAddress ?? '';
       const preq = request({
@@ -191,7 +195,7 @@ export function createProxy(options: ProxyOptions): Proxy {
       let bodyStarted = false;
       let responded = false;
       let settled = false;
-      const finish = (retry?: string) => {
+      const finish = (retry?: Retry) => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
@@ -243,12 +247,15 @@ export function createProxy(options: ProxyOptions): Proxy {
         }
         if (NEVER_SENT.has(code)) {
           pool.suspect(lease);
-          if (!bodyStarted) return finish(`${where} refused the connection (${code})`);
+          if (!bodyStarted) return finish({ reason: `${where} refused the connection (${code})`, sameMachineOk: false });
         }
         // A bodyless idempotent request the machine dropped without a byte of
-        // answer is safe to send to another machine.
+        // answer is safe to send again. On a pooled connection that is the
+        // keep-alive race (the machine closed it as we reused it; servers
+        // that close after every answer without saying so hit it on every
+        // other request): a fresh connection to the same machine is fine.
         if (RESET.has(code) && bodyless && IDEMPOTENT.has(req.method ?? '')) {
-          return finish(`${where} closed the connection without answering (${code})`);
+          return finish({ reason: `${where} closed the connection without answering (${code})`, sameMachineOk: preq.reusedSocket });
         }
         if (!res.destroyed) sendError(res, 502, `${where} failed before answering: ${code || err.message}`, requestId);
         finish();

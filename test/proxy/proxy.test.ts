@@ -140,6 +140,26 @@ test('a refused connection is retried on another machine before any byte of the 
   });
 });
 
+test('keep-alive race: a pooled connection the machine dropped is retried on a fresh one to the same machine', async () => {
+  // The machine drops every pooled connection when it is reused, without a
+  // byte of answer (as a server closing idle connections at that moment).
+  const seen = new WeakMap<object, number>();
+  const m = await new TestMachine('only', [web(80)], (req, res) => {
+    const n = (seen.get(req.socket) ?? 0) + 1;
+    seen.set(req.socket, n);
+    if (n > 1) req.socket.destroy();
+    else echo('only')(req, res);
+  }).up();
+  const b = new TestBackends().add('alpha', m);
+  await withProxy(b, {}, async (port) => {
+    for (let i = 0; i < 5; i++) {
+      const r = await call(port, 'alpha.localhost', { path: `/n${i}` });
+      assert.equal(r.status, 200, r.body);
+      assert.equal(r.json().url, `/n${i}`);
+    }
+  });
+});
+
 test('streams request and response bodies without buffering', async () => {
   let gotFirstChunk!: () => void;
   const firstChunk = new Promise<void>((r) => (gotFirstChunk = r));
