@@ -25,6 +25,7 @@ import { createGuestRunner } from './guest-runner.js';
 import { Builder } from '../build/index.js';
 import { Deployer, Releases } from '../deploy/index.js';
 import { deployRoutes } from '../api/deploy-routes.js';
+import { sbomRoutes } from '../api/sbom-routes.js';
 import { createProxy, machineBackends, type Proxy } from '../proxy/index.js';
 
 export interface DaemonOptions {
@@ -128,6 +129,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const builder = new Builder({ dataDir: options.dataDir, registryHost: loopbackRegistry, store, accounts, images: registry, log });
   const deployer = new Deployer({ releases: new Releases(store), machines, logs, accounts, images: registry, registryHosts: () => registryHosts, log });
   deployRoutes(router, { accounts, builder, deployer, machines, registryUrl: () => `http://${loopbackRegistry()}`, log });
+  // SBOMs and vulnerability scans of images in this registry (docs/sbom-and-vulns.md).
+  sbomRoutes(router, { accounts, images: registry, store, releases: new Releases(store), dataDir: options.dataDir, registryHosts: () => registryHosts, log });
 
   const server: Server = createServer((req, res) => {
     void dispatch(req, res);

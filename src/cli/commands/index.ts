@@ -8,6 +8,7 @@ import { logCommands } from './logs.js';
 import { secretCommands } from './secrets.js';
 import { volumeCommands } from './volumes.js';
 import { registryCommands } from './registry.js';
+import { sbomCommands } from './sbom.js';
 
 /**
  * Every CLI command; each component's commands live in their own module.
@@ -22,5 +23,6 @@ export const allCommands: Command[] = [
   ...accountCommands,
   ...authCommands,
   ...registryCommands,
+  ...sbomCommands,
   ...daemonCommands,
 ];
