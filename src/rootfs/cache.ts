@@ -31,6 +31,7 @@ import { open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { HangarError } from '../shared/errors.js';
+import { run } from '../shared/process.js';
 import type { LocalImageStore } from '../shared/image-store.js';
 import { parseImageReference, formatReference, type ImageReference } from './reference.js';
 import { LocalStoreSource, type ImageSource } from './source.js';
@@ -323,7 +324,7 @@ export class RootfsCache {
       await fsyncPath(this.imagesDir);
       return meta;
     } finally {
-      await rm(scratch, { recursive: true, force: true });
+      await removeTree(scratch);
       await rm(work, { recursive: true, force: true });
     }
   }
@@ -424,6 +425,15 @@ function alive(pid: number): boolean {
     return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** coreutils rm is ~4x faster than fs.rm on a 14k-file tree; fs.rm if it fails. */
+async function removeTree(p: string): Promise<void> {
+  try {
+    await run('rm', ['-rf', '--one-file-system', '--', p]);
+  } catch {
+    await rm(p, { recursive: true, force: true });
   }
 }
 
