@@ -57,6 +57,8 @@ export function signalNumber(sig: string | number): number {
 }
 
 export interface HandleOptions {
+  /** fresh boots only: give up on a guest that never starts the app */
+  bootTimeoutMs?: number;
   timings?: { requestedAt: number; spawnedAt: number; readyAt: number };
   child?: ChildProcess;
   qmp?: QmpClient;
@@ -86,6 +88,8 @@ export class QemuVmHandle extends EventEmitter<VmHandleEvents> implements VmHand
   private started?: { appPid: number };
   private startWaiters: { resolve: (v: { appPid: number }) => void; reject: (e: Error) => void }[] = [];
   private killRequested = false;
+  private bootTimedOut = 0;
+  private bootTimer: NodeJS.Timeout | null = null;
   private poll: NodeJS.Timeout | null = null;
   private detached = false;
   private onChildExit = () => this.onQemuGone();
@@ -119,6 +123,14 @@ export class QemuVmHandle extends EventEmitter<VmHandleEvents> implements VmHand
       this.conTail.start();
       this.ctl.start();
       this.poll = setInterval(() => { if (!this.alive()) this.onQemuGone(); }, 500);
+      const bootMs = opts.bootTimeoutMs;
+      if (bootMs && !this.started) {
+        this.bootTimer = setTimeout(() => {
+          if (this.started || this.exitInfo) return;
+          this.bootTimedOut = bootMs;
+          void this.kill();
+        }, bootMs);
+      }
       if (!this.alive()) this.onQemuGone();
     });
     this.childRef = opts.child;
@@ -167,6 +179,7 @@ export class QemuVmHandle extends EventEmitter<VmHandleEvents> implements VmHand
   private markStarted(appPid: number): void {
     if (this.started) return;
     this.started = { appPid };
+    if (this.bootTimer) clearTimeout(this.bootTimer);
     for (const w of this.startWaiters.splice(0)) w.resolve(this.started);
     this.emit('started', this.started);
   }
@@ -186,11 +199,17 @@ export class QemuVmHandle extends EventEmitter<VmHandleEvents> implements VmHand
       return { exitCode: rec.code, signal: rec.sig || null, oomKilled: rec.oom, reason: 'exited',
         message: rec.oom ? `the app was OOM-killed (exit code ${rec.code})` : rec.sig ? `the app was killed by signal ${rec.sig}` : `the app exited with code ${rec.code}`, exitedAt };
     }
-    if (this.killRequested) return { exitCode: 137, signal: 9, oomKilled: false, reason: 'killed', message: 'the VM was killed by the host', exitedAt };
     const tail = this.consoleLines.slice(-8).join('\n');
+    if (this.bootTimedOut) {
+      return { exitCode: null, signal: null, oomKilled: false, reason: 'crashed',
+        message: `the guest did not start the app within ${Math.round(this.bootTimedOut / 1000)} s and was killed${tail ? `; console:\n${tail}` : ''}`, exitedAt };
+    }
+    if (this.killRequested) return { exitCode: 137, signal: 9, oomKilled: false, reason: 'killed', message: 'the VM was killed by the host', exitedAt };
     const err = this.stderrText();
+    // A panic's first line says why; the tail is usually just its stack trace.
+    const panic = this.consoleLines.find((l) => /Kernel panic|not syncing/.test(l))?.replace(/^\[\s*[\d.]+\]\s*/, '');
     return { exitCode: null, signal: null, oomKilled: false, reason: 'crashed',
-      message: `the VM stopped without an exit report${err ? `; qemu: ${err}` : ''}${tail ? `; console:\n${tail}` : ''}`, exitedAt };
+      message: `the VM stopped without an exit report${panic ? `: ${panic}` : ''}${err ? `; qemu: ${err}` : ''}${tail ? `; console:\n${tail}` : ''}`, exitedAt };
   }
 
   private onQemuGone(): void {
@@ -211,6 +230,7 @@ export class QemuVmHandle extends EventEmitter<VmHandleEvents> implements VmHand
   }
 
   private release(reason: Error): void {
+    if (this.bootTimer) clearTimeout(this.bootTimer);
     if (this.poll) clearInterval(this.poll);
     this.poll = null;
     this.logTail.stop();

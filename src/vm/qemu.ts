@@ -173,7 +173,7 @@ export class QemuDriver implements VmDriver {
     rmSync(join(dir, FILES.initrd), { force: true });
     const meta: VmMeta = { version: 1, driver: 'qemu', id: spec.id, pid, pidStartTime: startTime, accel, ports, startedAt: Date.now() };
     writeJsonAtomic(join(dir, FILES.meta), meta);
-    return new QemuVmHandle(meta, dir, { child, qmp, timings: { requestedAt, spawnedAt, readyAt: meta.startedAt } });
+    return new QemuVmHandle(meta, dir, { child, qmp, bootTimeoutMs: spec.bootTimeoutMs ?? 300_000, timings: { requestedAt, spawnedAt, readyAt: meta.startedAt } });
   }
 
   async adopt(stateDir: string, options: AdoptOptions = {}): Promise<VmHandle> {

@@ -83,6 +83,8 @@ export interface VmSpec {
   kernelArgs?: string[];
   /** how long qemu may take to come up (not the guest boot), default 15000 */
   startTimeoutMs?: number;
+  /** kill the VM (reason "crashed") if the init has not started the app by then; default 300000 (TCG on a busy host is slow) */
+  bootTimeoutMs?: number;
 }
 
 export type LogStream = 'stdout' | 'stderr' | 'init';

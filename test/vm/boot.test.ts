@@ -150,4 +150,25 @@ test('qemu failing to start gives an error carrying qemu\'s own message', { time
     rmSync(dir, { recursive: true, force: true });
   }
 });
-void BOOT_TIMEOUT_MS;
+test('boot failures end the VM with the reason: a guest that never starts the app is killed; a kernel panic is reported with the console', { timeout: 300_000 }, async () => {
+  findGuestArtifacts();
+  const dir = tempDir();
+  try {
+    const rootfs = await makeRootfs(dir, 'bb');
+    const slow = await startVm({ id: 'slow', stateDir: join(dir, 'slow'), rootfs, bootTimeoutMs: 1500, run: { image: { cmd: ['/bin/true'] } } });
+    const e1 = await withTimeout(slow.waitExit(), 30_000, 'boot timeout');
+    assert.equal(e1.reason, 'crashed');
+    assert.match(e1.message, /did not start the app within 2 s/);
+    await slow.dispose();
+
+    const panic = await startVm({ id: 'panic', stateDir: join(dir, 'panic'), rootfs, kernelArgs: ['rdinit=/no-such-init'], run: { image: { cmd: ['/bin/true'] } } });
+    await assert.rejects(panic.waitStarted(), /stopped before the app started/);
+    const e2 = await withTimeout(panic.waitExit(), BOOT_TIMEOUT_MS, 'panic exit');
+    assert.equal(e2.reason, 'crashed');
+    assert.equal(e2.exitCode, null);
+    assert.match(e2.message, /Kernel panic/);
+    await panic.dispose();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
