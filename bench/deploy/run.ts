@@ -1,0 +1,126 @@
+/**
+ * bench/deploy: after a one-line source change in examples/hello-python,
+ * time `hangar deploy` until the new version answers, and compare its build
+ * part with `docker build` (BuildKit, Debian's docker.io engine) of the same
+ * Dockerfile and change. Runs alternate; medians; last line is JSON.
+ *
+ *   node dist/bench/deploy/run.js [--runs N]
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startDaemon } from '../../src/daemon/index.js';
+import { createLogger } from '../../src/shared/log.js';
+
+const repo = join(fileURLToPath(import.meta.url), '..', '..', '..', '..');
+const runs = Number(process.argv[process.argv.indexOf('--runs') + 1] || 3) || 3;
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv, cwd: string, marker?: RegExp): Promise<{ code: number; total: number; mark: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const t0 = performance.now();
+    let mark: number | null = null;
+    let out = '';
+    const child = spawn(cmd, args, { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const on = (d: Buffer) => {
+      out += d.toString();
+      if (marker && mark === null && marker.test(out)) mark = (performance.now() - t0) / 1000;
+    };
+    child.stdout.on('data', on);
+    child.stderr.on('data', on);
+    child.on('close', (code) => resolve({ code: code ?? 1, total: (performance.now() - t0) / 1000, mark, out }));
+  });
+}
+
+async function main() {
+  const work = mkdtempSync(join(tmpdir(), 'hangar-bench-deploy-'));
+  const dataDir = join(work, 'data');
+  const app = join(work, 'app');
+  cpSync(join(repo, 'examples', 'hello-python'), app, { recursive: true });
+  const daemon = await startDaemon({ dataDir, listen: '127.0.0.1:0', logger: createLogger(() => {}) });
+  const token = readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
+  const host = new URL(daemon.url).host;
+  const henv = { ...process.env, HANGAR_API_URL: daemon.url, HANGAR_ACCESS_TOKEN: token, HANGAR_CONFIG_DIR: join(work, 'cli'), NO_COLOR: '1' };
+  const hangar = (args: string[], marker?: RegExp) => timed(process.execPath, [join(repo, 'bin', 'hangar'), ...args], henv, app, marker);
+  let dockerd: ReturnType<typeof spawn> | undefined;
+  try {
+    await fetch(`${daemon.url}/v1/apps`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ app_name: 'hello-python', org_slug: 'personal' }) });
+    console.error('warming up: first Hangar deploy (base image, apt, first boot)');
+    const first = await hangar(['deploy']);
+    if (first.code !== 0) throw new Error(`first deploy failed:\n${first.out.slice(-2000)}`);
+
+    // Docker: its own engine in this temp dir, base image from Hangar's mirror.
+    const sock = join(work, 'docker.sock');
+    dockerd = spawn('dockerd', ['--iptables=false', '--bridge=none', '--data-root', join(work, 'docker'), '--exec-root', join(work, 'docker-exec'), '-H', `unix://${sock}`, '--pidfile', join(work, 'docker.pid')], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    const denv = { ...process.env, DOCKER_HOST: `unix://${sock}`, DOCKER_BUILDKIT: '1', DOCKER_CONFIG: join(work, 'dockercfg') };
+    for (let i = 0; !existsSync(sock) || spawnSync('docker', ['version'], { env: denv }).status !== 0; i++) {
+      if (i > 60) throw new Error('dockerd did not start');
+      await sleep(500);
+    }
+    const mirrored = `${host}/docker.io/library/debian:bookworm-slim`;
+    spawnSync('mkdir', ['-p', join(work, 'dockercfg')]);
+    writeFileSync(join(work, 'dockercfg', 'config.json'), JSON.stringify({ auths: { [host]: { auth: Buffer.from(`hangar:${token}`).toString('base64') } } }));
+    for (const args of [['pull', mirrored], ['tag', mirrored, 'debian:bookworm-slim']]) {
+      const r = spawnSync('docker', args, { env: denv, encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`docker ${args.join(' ')}: ${r.stderr}`);
+    }
+    const dockerBuild = () => timed('docker', ['build', '--network', 'host', '-t', 'bench-hello:latest', '.'], denv, app);
+    console.error('warming up: first docker build');
+    const dw = await dockerBuild();
+    if (dw.code !== 0) throw new Error(`docker build failed:\n${dw.out.slice(-2000)}`);
+
+    const hBuild: number[] = [];
+    const hE2e: number[] = [];
+    const dBuild: number[] = [];
+    for (let i = 1; i <= runs; i++) {
+      const greeting = `Hello from Hangar! bench ${i}-${Date.now()}`;
+      // The one-line change, for Hangar.
+      writeFileSync(join(app, 'greeting.py'), `GREETING = "${greeting}"\n`);
+      const h = await hangar(['deploy'], /release v\d+:/);
+      if (h.code !== 0) throw new Error(`deploy ${i} failed:\n${h.out.slice(-2000)}`);
+      const status = JSON.parse((await hangar(['status', '--json'])).out.split('\n').filter((l) => l.startsWith('{') || l.startsWith(' ') || l.startsWith('}') || l.startsWith('[') || l.startsWith(']')).join('\n')) as {
+        machines: Array<{ host_ports: Record<string, number> }>;
+      };
+      const body = await (await fetch(`http://127.0.0.1:${status.machines[0]!.host_ports['8080']}/`)).text();
+      if (!body.includes(greeting)) throw new Error(`run ${i}: the new version does not answer: ${body}`);
+      hBuild.push(h.mark!);
+      hE2e.push(h.total);
+      // The same change, for docker.
+      writeFileSync(join(app, 'greeting.py'), `GREETING = "${greeting} docker"\n`);
+      const d = await dockerBuild();
+      if (d.code !== 0) throw new Error(`docker build ${i} failed:\n${d.out.slice(-2000)}`);
+      dBuild.push(d.total);
+      console.log(`run ${i}: hangar build+push ${h.mark!.toFixed(2)} s, deploy end-to-end ${h.total.toFixed(2)} s; docker build ${d.total.toFixed(2)} s`);
+    }
+    const result = {
+      bench: 'deploy',
+      runs,
+      hangar_build_median_s: +median(hBuild).toFixed(2),
+      hangar_deploy_e2e_median_s: +median(hE2e).toFixed(2),
+      docker_build_median_s: +median(dBuild).toFixed(2),
+      rebuild_ratio: +(median(dBuild) / median(hBuild)).toFixed(2),
+      storage_driver: process.env.HANGAR_BUILD_STORAGE_DRIVER ?? 'overlay',
+    };
+    console.log(`medians: hangar build+push ${result.hangar_build_median_s} s, hangar deploy ${result.hangar_deploy_e2e_median_s} s, docker build ${result.docker_build_median_s} s`);
+    console.log(JSON.stringify(result));
+  } finally {
+    if (dockerd) {
+      dockerd.kill('SIGTERM');
+      await new Promise((r) => dockerd!.once('close', r));
+    }
+    for (const mp of readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4] ?? '').filter((m) => m.startsWith(work + '/')).reverse()) spawnSync('umount', ['-l', mp]);
+    for (const m of daemon.machines.list('hello-python')) await daemon.machines.destroy('hello-python', m.id, true).catch(() => undefined);
+    await daemon.close();
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
