@@ -48,16 +48,18 @@ export function snapshotView(s: SnapshotRecord) {
 export function volumesRoutes(router: Router, accounts: Accounts, volumes: Volumes): void {
   const appOf = (req: Parameters<typeof principalOf>[1], name: string) => accounts.getApp(principalOf(accounts, req), name).name;
   const base = '/v1/apps/:app/volumes';
+  const retention = z.number().int().min(1, 'must be 1-60 days').max(60, 'must be 1-60 days');
   const createBody = z.looseObject({
     name: volumeName,
     size_gb: sizeGb(volumes.maxSizeGb).optional(),
     snapshot_id: z.string().min(1).optional(),
     source_volume_id: z.string().min(1).optional(),
-    snapshot_retention: z.number().int().min(1, 'must be 1-60 days').max(60, 'must be 1-60 days').optional(),
+    snapshot_retention: retention.optional(),
     region: z.string().optional(),
     encrypted: z.boolean().optional(),
   });
   const extendBody = z.looseObject({ size_gb: sizeGb(volumes.maxSizeGb) });
+  const updateBody = z.looseObject({ snapshot_retention: retention.optional(), auto_backup_enabled: z.boolean().optional() });
 
   router.get(base, ({ req, params }) => volumes.list(appOf(req, params.app!)).map((v) => volumeView(v)));
 
@@ -72,6 +74,12 @@ export function volumesRoutes(router: Router, accounts: Accounts, volumes: Volum
   router.get(`${base}/:id`, async ({ req, params }) => {
     const v = volumes.get(appOf(req, params.app!), params.id!);
     return volumeView(v, await volumes.geometry(v));
+  });
+
+  router.post(`${base}/:id`, async ({ req, params }) => {
+    const app = appOf(req, params.app!);
+    const body = parseInput(updateBody, (await readJson(req)) ?? {}, 'volume update');
+    return volumeView(volumes.update(app, params.id!, body));
   });
 
   router.put(`${base}/:id/extend`, async ({ req, params }) => {

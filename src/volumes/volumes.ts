@@ -216,6 +216,15 @@ export class Volumes {
     });
   }
 
+  /** Fly's volume update: only the snapshot retention is Hangar's to change. */
+  update(app: string, idOrName: string, input: { snapshot_retention?: number }): VolumeRecord {
+    const v = this.get(app, idOrName);
+    if (input.snapshot_retention !== undefined) {
+      this.db.prepare('UPDATE volumes SET snapshot_retention = ?, updated_at = ? WHERE id = ?').run(input.snapshot_retention, nowIso(), v.id);
+    }
+    return this.get(app, v.id);
+  }
+
   async destroy(app: string, idOrName: string): Promise<VolumeRecord> {
     const v = this.get(app, idOrName);
     return this.withBusy(v.id, 'being destroyed', async () => {

@@ -279,6 +279,10 @@ test('volumes API and CLI in Fly shapes; state survives a daemon restart', async
     assert.equal(ext.status, 200);
     assert.equal(ext.body.volume.size_gb, 3);
     assert.equal(ext.body.needs_restart, false);
+    const upd = await t.api('POST', `/v1/apps/web/volumes/${id}`, { snapshot_retention: 10 });
+    assert.equal(upd.status, 200);
+    assert.equal(upd.body.snapshot_retention, 10);
+    assert.equal((await t.api('POST', `/v1/apps/web/volumes/${id}`, { snapshot_retention: 61 })).status, 400);
     const snap = await t.api('POST', `/v1/apps/web/volumes/${id}/snapshots`);
     assert.equal(snap.status, 200);
     for (const k of ['id', 'digest', 'size', 'status', 'created_at']) assert.ok(k in snap.body, k);
@@ -313,5 +317,24 @@ test('volumes API and CLI in Fly shapes; state survives a daemon restart', async
   } finally {
     await again?.daemon.close();
     await t.close();
+  }
+});
+
+test('snapshot retention: update changes it; expired snapshots are pruned with their files', async () => {
+  const t = setup();
+  try {
+    const v = await t.volumes.create('web', { name: 'data', snapshot_retention: 2 });
+    assert.equal(t.volumes.update('web', v.id, { snapshot_retention: 7 }).snapshot_retention, 7);
+    const keep = await t.volumes.createSnapshot('web', v.id);
+    const old = await t.volumes.createSnapshot('web', v.id);
+    assert.ok(Date.parse(keep.expires_at) - Date.parse(keep.created_at) === 7 * 86_400_000);
+    // Age one snapshot past its retention.
+    t.store.db.prepare('UPDATE volume_snapshots SET expires_at = ? WHERE id = ?').run(new Date(Date.now() - 1000).toISOString(), old.id);
+    assert.deepEqual(t.volumes.listSnapshots('web', v.id).map((s) => s.id), [keep.id]);
+    assert.equal(existsSync(t.volumes.snapshotPath(old.id)), false);
+    assert.ok(existsSync(t.volumes.snapshotPath(keep.id)));
+    await assert.rejects(t.volumes.create('web', { name: 'x', snapshot_id: old.id }), /not found/);
+  } finally {
+    t.close();
   }
 });
