@@ -79,7 +79,7 @@ export class Deployer {
         image: resolved.image,
         image_digest: resolved.digest,
         strategy,
-        description: req.description ?? `Deploy image ${resolved.image}`,
+        description: req.description ?? `Deploy image ${resolved.image.split('@')[0]!.split('/').pop()}`,
         user: req.user,
         config,
       });
