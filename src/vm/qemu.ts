@@ -117,7 +117,7 @@ export class QemuDriver implements VmDriver {
     for (const f of [FILES.meta, FILES.exit, FILES.console, FILES.logs, FILES.ctl, FILES.qmp, FILES.stderr]) rmSync(join(dir, f), { force: true });
 
     const volumes = (spec.volumes ?? []).map((v, i) => ({ serial: `vol${i}`, guestPath: v.guestPath }));
-    const config = compileRunConfig(spec.run, { root: 'root', scratch: 'scratch', volumes }, { hostname: spec.id.slice(0, 63).replace(/_/g, '-'), rootfsType: spec.rootfsType });
+    const config = compileRunConfig(spec.run, { root: 'root', scratch: 'scratch', volumes }, { hostname: spec.id.slice(0, 63).replace(/_/g, '-'), rootfsType: spec.rootfsType, orphanTimeoutMs: spec.orphanTimeoutMs ?? (Number(process.env.HANGAR_VM_ORPHAN_TIMEOUT_S) * 1000 || undefined) });
     // Base initramfs + config cpio, concatenated: no per-machine image build.
     writeInitrd(join(dir, FILES.initrd), artifacts.initramfs, configCpio(config));
     removeSnapshotTemps(dir);

@@ -68,7 +68,7 @@ export interface GuestDisks {
 export const GUEST_NET = { ip: '10.0.2.15', mask: '255.255.255.0', gw: '10.0.2.2', dns: '10.0.2.3' } as const;
 
 /** The run config in the guest's wire format (records, see docs/guest-init.md). */
-export function compileRunConfig(input: RunConfig, disks: GuestDisks, opts: { hostname: string; rootfsType?: string }): Buffer {
+export function compileRunConfig(input: RunConfig, disks: GuestDisks, opts: { hostname: string; rootfsType?: string; orphanTimeoutMs?: number }): Buffer {
   const run = parseInput(runConfigSchema, input, 'run config') as RunConfig;
   const argv = resolveCommand(run);
   if (!argv.length) {
@@ -77,6 +77,7 @@ export function compileRunConfig(input: RunConfig, disks: GuestDisks, opts: { ho
   const recs: [string, string | Buffer][] = [['v', '1']];
   if (run.debug) recs.push(['debug', '1']);
   recs.push(['time', String(Date.now())]);
+  if (opts.orphanTimeoutMs && opts.orphanTimeoutMs > 0) recs.push(['orphan_ms', String(Math.round(opts.orphanTimeoutMs))]);
   recs.push(['hostname', run.hostname ?? opts.hostname]);
   recs.push(['disk.root', disks.root]);
   if (opts.rootfsType) recs.push(['root.fstype', opts.rootfsType]);

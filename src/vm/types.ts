@@ -85,6 +85,13 @@ export interface VmSpec {
   startTimeoutMs?: number;
   /** kill the VM (reason "crashed") if the init has not started the app by then; default 300000 (TCG on a busy host is slow) */
   bootTimeoutMs?: number;
+  /**
+   * Opt-in safety net for tests: the init kills the app (and so stops the VM)
+   * when no host has been connected to its control channel for this long.
+   * Default: $HANGAR_VM_ORPHAN_TIMEOUT_S × 1000, else off. Leave it off in
+   * production (a daemon restart must not stop machines).
+   */
+  orphanTimeoutMs?: number;
 }
 
 export type LogStream = 'stdout' | 'stderr' | 'init';

@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { adoptVm, findGuestArtifacts, reconcileVms, type VmSpec } from '../../src/vm/index.js';
+import { adoptVm, findGuestArtifacts, reconcileVms, startVm, type VmSpec } from '../../src/vm/index.js';
 import { encodeRecords } from '../../src/vm/records.js';
 import { procStartTime } from '../../src/vm/state.js';
 import { BOOT_TIMEOUT_MS, collectLogs, makeRootfs, tempDir, withTimeout } from './fixtures.js';
@@ -75,6 +75,35 @@ test('a VM outlives its SIGKILLed daemon; reconcile adopts it and kills stray qe
   } finally {
     if (qemuPid && procStartTime(qemuPid)) process.kill(-qemuPid, 'SIGKILL');
     if (stray?.pid && procStartTime(stray.pid)) process.kill(-stray.pid, 'SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('opt-in orphan timeout: a VM nobody watches stops itself; a watched one keeps running', { timeout: 300_000 }, async () => {
+  findGuestArtifacts();
+  const dir = tempDir();
+  let pid = 0;
+  try {
+    const rootfs = await makeRootfs(dir, 'bb');
+    const stateDir = join(dir, 'vm');
+    const h = await startVm({ id: 'orphan', stateDir, rootfs, orphanTimeoutMs: 3000, run: { image: { cmd: ['/bin/sh', '-c', 'echo ready; while :; do sleep 0.2; done'] } } });
+    pid = h.pid;
+    const logs = collectLogs(h);
+    await logs.waitFor((l) => l.line === 'ready');
+    await new Promise((r) => setTimeout(r, 4500));
+    assert.equal((await h.status()).state, 'running', 'connected: the timeout does not fire');
+    h.detach();
+    for (let i = 0; i < 600 && procStartTime(pid); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(procStartTime(pid), undefined, 'the unwatched VM stopped by itself');
+    const again = await adoptVm(stateDir);
+    const logs2 = collectLogs(again);
+    const exit = await again.waitExit();
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual([exit.reason, exit.exitCode, exit.signal], ['exited', 137, 9]);
+    assert.ok(logs2.text('init').some((l) => /orphan timeout/.test(l)), logs2.text('init').join(' | '));
+    await again.dispose();
+  } finally {
+    if (pid && procStartTime(pid)) process.kill(-pid, 'SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -70,6 +70,8 @@ int net_up(const char *ip, const char *mask, const char *gw);
 struct app {
   char **argv; char **envp; struct user user; const char *workdir;
   int ctl_fd;
+  /* >0: stop the app when no host has been connected to the control port for this long */
+  long long orphan_ms;
 };
 void supervise(struct app *a) __attribute__((noreturn));
 extern int g_ctl_fd;

@@ -34,6 +34,7 @@ static struct {
   char *hostname, *user, *workdir, *disk_root, *disk_scratch, *root_fstype;
   char *ip, *mask, *gw;
   long long time_ms;
+  long long orphan_ms;
   struct strv argv, env, dns, hosts, mount_dev, mount_path;
   struct file_spec files[64]; int nfiles;
   char *pending_path; mode_t pending_mode;
@@ -61,6 +62,7 @@ static void read_config(void) {
     else if (rec_is(&r, "net.dns")) strv_push(&cfg.dns, rec_dup(&r));
     else if (rec_is(&r, "hosts")) strv_push(&cfg.hosts, rec_dup(&r));
     else if (rec_is(&r, "time")) { char *t = rec_dup(&r); cfg.time_ms = atoll(t); free(t); }
+    else if (rec_is(&r, "orphan_ms")) { char *t = rec_dup(&r); cfg.orphan_ms = atoll(t); free(t); }
     else if (rec_is(&r, "mount.dev")) strv_push(&cfg.mount_dev, rec_dup(&r));
     else if (rec_is(&r, "mount.path")) strv_push(&cfg.mount_path, rec_dup(&r));
     else if (rec_is(&r, "file.path")) cfg.pending_path = rec_dup(&r);
@@ -375,6 +377,7 @@ int main(void) {
   app.envp = cfg.env.v;
   app.workdir = cfg.workdir && *cfg.workdir ? cfg.workdir : NULL;
   app.ctl_fd = g_ctl_fd;
+  app.orphan_ms = cfg.orphan_ms;
   if (app.workdir) {
     struct stat st;
     if (stat(app.workdir, &st) != 0) {

@@ -25,6 +25,7 @@ extern char **environ;
 static struct buf ctl_in, ctl_out;
 static int ctl_hup;
 static long long ctl_hup_at;
+static long long ctl_gone_since; /* when the host was last seen going away */
 
 struct stream { int fd; const char *key; struct buf line; };
 struct execjob {
@@ -204,7 +205,7 @@ static void ctl_read(void) {
     ssize_t r = read(g_ctl_fd, tmp, sizeof tmp);
     if (r > 0) { if (ctl_in.len + (size_t)r > (8u << 20)) ctl_in.len = 0; buf_put(&ctl_in, tmp, (size_t)r); continue; }
     if (r < 0 && errno == EINTR) continue;
-    if (r == 0) { ctl_hup = 1; ctl_hup_at = now_ms(); ctl_in.len = 0; }
+    if (r == 0) { if (!ctl_hup) ctl_gone_since = now_ms(); ctl_hup = 1; ctl_hup_at = now_ms(); ctl_in.len = 0; }
     break;
   }
   /* Dispatch every complete message (ending in an "end" record). */
@@ -277,6 +278,7 @@ void supervise(struct app *a) {
   set_nonblock(so.fd); set_nonblock(se.fd);
   int exited = 0, code = 0, sig = 0;
   long long drain_until = 0;
+  int orphaned = 0;
 
   for (;;) {
     if (exited && ((so.fd < 0 && se.fd < 0) || now_ms() >= drain_until)) break;
@@ -301,6 +303,12 @@ void supervise(struct app *a) {
       }
     }
     if (exited) { long long left = drain_until - now; if (left < 0) left = 0; if (timeout < 0 || left < timeout) timeout = (int)left; }
+    /* Opt-in safety net (tests): nobody has watched this VM for too long. */
+    if (a->orphan_ms > 0 && ctl_hup && !exited && !orphaned && now - ctl_gone_since >= a->orphan_ms) {
+      orphaned = 1;
+      ilog("no host has been connected for %lld s (orphan timeout): stopping the app", a->orphan_ms / 1000);
+      if (app_pid > 0) kill(app_pid, SIGKILL);
+    }
     int pr = poll(pf, (nfds_t)np, timeout);
     if (pr < 0 && errno != EINTR) fail(EXIT_SETUP, "poll", "poll: %s", strerror(errno));
     now = now_ms();
@@ -341,7 +349,7 @@ void supervise(struct app *a) {
       short rv = pf[i_ctl].revents;
       if (rv & POLLIN) ctl_read();
       if ((rv & POLLHUP) && !(rv & POLLIN)) {
-        if (!ctl_hup) dlog("control channel: host disconnected");
+        if (!ctl_hup) { dlog("control channel: host disconnected"); ctl_gone_since = now; }
         ctl_hup = 1; ctl_hup_at = now;
       } else if (pr >= 0 && !(rv & POLLHUP)) ctl_hup = 0;
       if (!ctl_hup && (rv & POLLOUT)) ctl_flush();
