@@ -107,20 +107,23 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 function splitPassthrough(rest: string[], command: Command): { tokens: string[]; passthrough: string[] } {
+  // Flags may appear anywhere before the app's command; the command starts at
+  // the first positional after the Nth (or after `--`): `machine run IMAGE
+  // -e K=V CMD -x` keeps `-x` for CMD.
   const n = command.passThroughAfterPositionals!;
   const opts = command.options ?? {};
   let seen = 0;
   for (let i = 0; i < rest.length; i++) {
     const a = rest[i]!;
     if (a === '--') return { tokens: rest.slice(0, i), passthrough: rest.slice(i + 1) };
-    if (a.startsWith('-')) {
+    if (a.startsWith('-') && a !== '-') {
       const name = a.replace(/^--?/, '').split('=')[0]!;
       const spec = opts[name] ?? Object.values(opts).find((o) => o.short === name);
       if (spec?.type === 'string' && !a.includes('=')) i++;
       continue;
     }
+    if (seen === n) return { tokens: rest.slice(0, i), passthrough: rest.slice(i) };
     seen++;
-    if (seen === n) return { tokens: rest.slice(0, i + 1), passthrough: rest.slice(i + 1) };
   }
   return { tokens: rest, passthrough: [] };
 }
