@@ -12,6 +12,8 @@ interface Entry {
   timer?: NodeJS.Timeout;
   /** Probe or check attempts in flight. */
   inflight: number;
+  /** Bumped on every status change: results of attempts begun before it are stale. */
+  gen: number;
 }
 
 export interface HealthOptions {
@@ -47,7 +49,7 @@ export class HealthTracker {
     const now = Date.now();
     if (!e || e.port !== port) {
       if (e?.timer) clearTimeout(e.timer);
-      e = { port, status: 'pending', lastSeen: now, inflight: 0 };
+      e = { port, status: 'pending', lastSeen: now, inflight: 0, gen: 0 };
       this.entries.set(m.id, e);
       this.schedule(m, svc, e, 0);
     }
@@ -60,6 +62,7 @@ export class HealthTracker {
     const e = this.entries.get(m.id);
     if (!e || e.port !== port || e.status === 'pending') return;
     e.status = 'pending';
+    e.gen++;
     if (e.timer) clearTimeout(e.timer);
     this.schedule(m, svc, e, 0);
   }
@@ -98,22 +101,27 @@ export class HealthTracker {
     // behind qemu's forward) must not delay noticing the app is up.
     if (e.inflight < MAX_PENDING_ATTEMPTS) {
       e.inflight++;
+      const gen = e.gen;
       const attempt = checks.length === 0
         ? probe(e.port, this.o.probeTimeoutMs)
         : Promise.all(checks.map((c) => runCheck(m, svc, c))).then((r) => r.every(Boolean));
-      void attempt.catch(() => false).then((ok) => this.settle(m, svc, e, ok, checks));
+      void attempt.catch(() => false).then((ok) => this.settle(m, svc, e, ok, checks, gen));
     }
     if (pending) this.schedule(m, svc, e, this.o.probeIntervalMs);
   }
 
-  private settle(m: BackendMachine, svc: ProxyService, e: Entry, ok: boolean, checks: ProxyCheck[]): void {
+  private settle(m: BackendMachine, svc: ProxyService, e: Entry, ok: boolean, checks: ProxyCheck[], gen: number): void {
     e.inflight--;
     if (this.closed || this.entries.get(m.id) !== e) return;
+    // An overlapping attempt from the pending phase that times out after
+    // another one succeeded says nothing about the machine now.
+    if (gen !== e.gen && !(ok && e.status === 'pending')) return;
     const before = e.status;
     // Until the first pass a failure is just "not up yet".
     if (ok) e.status = 'passing';
     else if (before !== 'pending') e.status = 'failing';
     if (e.status !== before) {
+      e.gen++;
       if (e.timer) clearTimeout(e.timer);
       e.timer = undefined;
       this.o.onChange();

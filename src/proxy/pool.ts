@@ -118,6 +118,7 @@ export class Pool {
       let routable = 0;
       let booting: BackendMachine | undefined;
       let startable: BackendMachine | undefined;
+      let unhealthy: BackendMachine | undefined;
       const now = Date.now();
       for (const m of machines) {
         if (exclude?.has(m.id) || this.stopping.has(m.id)) continue;
@@ -130,6 +131,7 @@ export class Pool {
           if (port === undefined) continue;
           const h = this.o.health.status(m, svc, port);
           if (h === 'pending') booting ??= m;
+          if (h === 'failing') unhealthy ??= m;
           if (h !== 'passing') continue;
           routable++;
           const load = this.load(m.id, port);
@@ -182,6 +184,12 @@ export class Pool {
       if (!booting) {
         const failure = this.recentFailure(machines, t0);
         if (failure) throw unavailable(`machine ${failure.id} of app "${app}" failed to start: ${failure.reason}`, 'START_FAILED');
+        if (unhealthy && (!autostart || !startable)) {
+          throw unavailable(
+            `machine ${unhealthy.id} of app "${app}" is started but failing its health checks, and no other machine can take the request; check \`hangar logs -a ${app}\``,
+            'UNHEALTHY',
+          );
+        }
         if (!autostart) {
           throw unavailable(
             `app "${app}" has no started machine and autostart is off; start one with \`hangar machine start\` or set auto_start_machines = true`,

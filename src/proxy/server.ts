@@ -32,6 +32,8 @@ export interface ProxyOptions {
   autostopIdleMs?: number;
   /** Retry cadence of readiness probes for booting machines (default 50 ms). */
   probeIntervalMs?: number;
+  /** One readiness probe attempt gives up after this (default 2 s). */
+  probeTimeoutMs?: number;
 }
 
 export interface Proxy {
@@ -80,7 +82,7 @@ export function createProxy(options: ProxyOptions): Proxy {
   const health = new HealthTracker({
     onChange: () => pool.wake(),
     probeIntervalMs: options.probeIntervalMs ?? 50,
-    probeTimeoutMs: 2_000,
+    probeTimeoutMs: options.probeTimeoutMs ?? 2_000,
   });
   pool = new Pool({
     backends: options.backends,
