@@ -14,12 +14,20 @@ export function runCheck(check: ResolvedCheck, hostPort: number): Promise<string
 function tcpCheck(port: number, timeoutMs: number): Promise<string | undefined> {
   return new Promise((resolve) => {
     const sock = connect({ host: '127.0.0.1', port });
+    let settled = false;
     const done = (why?: string) => {
+      if (settled) return;
+      settled = true;
       sock.destroy();
       resolve(why);
     };
     sock.setTimeout(timeoutMs, () => done(`TCP connect timed out after ${timeoutMs} ms`));
-    sock.once('connect', () => done());
+    // A user-mode network port forward (qemu slirp) accepts on the host before
+    // the guest does, then resets if nothing listens inside: the connection
+    // counts only once it has stayed open for a moment (or sent data).
+    sock.once('connect', () => setTimeout(() => done(), Math.min(400, timeoutMs)));
+    sock.once('data', () => done());
+    sock.once('end', () => done('TCP connection closed at once: nothing listens on the port in the machine yet'));
     sock.once('error', (e) => done(`TCP connect failed: ${e.message}`));
   });
 }

@@ -38,7 +38,10 @@ test('strategies immediate, canary, bluegreen; --strategy, --detach; unknown str
     ms = await machines();
     assert.equal(ms.length, 1);
     assert.notEqual(ms[0]!.id, first.id, 'bluegreen replaces the blue machine');
-    const body = await until(async () => (await httpGet(ms[0]!.host_ports['8080']!).catch(() => undefined))?.body, 20_000, 'green to answer');
+    const body = await until(async () => (await httpGet(ms[0]!.host_ports['8080']!).catch(() => undefined))?.body, 20_000, 'green to answer').catch(async (e) => {
+      const logs = (await env.t.api('GET', '/v1/apps/st/logs?limit=200')).body as Array<{ machine_id: string; message: string }>;
+      throw new Error(`${(e as Error).message}; machines ${JSON.stringify(await machines())}; logs:\n${logs.map((l) => `${l.machine_id} ${l.message}`).join('\n')}`);
+    });
     assert.equal(body, 'version 3\n');
 
     config('4');
