@@ -96,7 +96,7 @@ export function sbomRoutes(router: Router, o: SbomRoutesOptions): void {
   router.get('/v1/vulndb', ({ req }) => {
     principalOf(o.accounts, req);
     if (!existsSync(dbPath)) return { advisories: 0, ecosystems: [], last_import: null };
-    const db = VulnDb.open(dbPath);
+    const db = openDb(dbPath);
     try {
       const s = db.stats();
       return { advisories: s.advisories, ecosystems: s.ecosystems, last_import: s.lastImport ? lastImportView(s.lastImport) : null };
@@ -116,23 +116,23 @@ export function sbomRoutes(router: Router, o: SbomRoutesOptions): void {
     importing = true;
     const started = Date.now();
     try {
-      const r = await importOsv(dbPath, source, { skipInvalid: body.skip_invalid ?? false }).catch((e: unknown) => {
-        // The library names its own option; users of the API and CLI know the flag.
-        if (isHangarError(e) && e.message.includes('retry with skipInvalid')) {
-          throw new HangarError(e.code, e.message.replace('retry with skipInvalid', 'retry with `hangar vulndb update --skip-invalid` (API: "skip_invalid": true)'), { status: e.status, cause: e });
-        }
-        throw e;
-      });
-      const db = VulnDb.open(dbPath);
-      let advisories: number;
-      let ecosystems: string[];
+      const db = openDb(dbPath);
       try {
-        ({ advisories, ecosystems } = db.stats());
+        const r = await importOsv(db, source, { skipInvalid: body.skip_invalid ?? false }).catch((e: unknown) => {
+          // The library names its own option; users of the API and CLI know the flag.
+          if (isHangarError(e) && e.message.includes('retry with skipInvalid')) {
+            throw new HangarError(e.code, e.message.replace('retry with skipInvalid', 'retry with `hangar vulndb update --skip-invalid` (API: "skip_invalid": true)'), { status: e.status, cause: e });
+          }
+          // A failed download is the source's fault, and its message (URL, HTTP status) is what the admin needs.
+          if (isHangarError(e) && e.code === 'UNAVAILABLE') throw new HangarError(e.code, e.message, { status: 502, expose: true, cause: e });
+          throw e;
+        });
+        const { advisories, ecosystems } = db.stats();
+        o.log.info('vulnerability database updated', { source, records: r.records, ms: Date.now() - started });
+        return { source: r.source, records: r.records, withdrawn: r.withdrawn, skipped: r.skipped, problems: r.problems, imported_ecosystems: r.ecosystems, advisories, ecosystems };
       } finally {
         db.close();
       }
-      o.log.info('vulnerability database updated', { source, records: r.records, ms: Date.now() - started });
-      return { source: r.source, records: r.records, withdrawn: r.withdrawn, skipped: r.skipped, problems: r.problems, imported_ecosystems: r.ecosystems, advisories, ecosystems };
     } finally {
       importing = false;
     }
@@ -143,12 +143,25 @@ function lastImportView(l: { source: string; importedAt: string; records: number
   return { source: l.source, imported_at: l.importedAt, records: l.records };
 }
 
+/**
+ * A damaged database is the operator's to fix (delete it and update again),
+ * and the library's message says so: show it rather than a bare 500.
+ */
+function openDb(path: string): VulnDb {
+  try {
+    return VulnDb.open(path);
+  } catch (e) {
+    if (isHangarError(e) && !e.expose) throw new HangarError(e.code, e.message, { status: e.status, expose: true, cause: e });
+    throw e;
+  }
+}
+
 /** The database, if something was ever imported: an empty one would make every scan look clean. */
 function openLoadedDb(path: string): VulnDb {
   const missing = () =>
     new HangarError('VULNDB_NOT_LOADED', 'the vulnerability database is empty: load OSV data first with `hangar vulndb update PATH|URL` (admin token), e.g. the OSV exports for Debian and npm', { status: 409 });
   if (!existsSync(path)) throw missing();
-  const db = VulnDb.open(path);
+  const db = openDb(path);
   if (!db.stats().lastImport) {
     db.close();
     throw missing();

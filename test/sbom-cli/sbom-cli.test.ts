@@ -6,6 +6,8 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { hangar } from '../helpers/cli.js';
@@ -150,6 +152,7 @@ test('vulndb update: admin only; a malformed source fails with a clear message a
   assert.equal(st.advisories, RECORDS.length - 1);
   assert.equal(st.last_import.source, osv);
   const human = await cli(['vulndb', 'status']);
+  assert.equal(human.code, 0, human.stderr);
   assert.match(human.stdout, new RegExp(`Advisories:\\s+${RECORDS.length - 1}`));
   // --skip-invalid imports the good record and reports the bad one.
   const skip = json(await cli(['vulndb', 'update', bad, '--skip-invalid', '--json'], adminEnv));
@@ -170,7 +173,10 @@ test('registry vulns --json: exactly the expected findings, for every way of nam
   assert.equal(res.findings.find((f: Finding) => f.package === 'lodash').purl, 'pkg:npm/lodash@4.17.20');
 
   for (const ref of [`${host}/shop:v1`, `localhost:${t.daemon.port}/shop:v1`, `shop@${appDigest}`, `${host}/shop@${appDigest}`]) {
-    const again = json(await cli(['registry', 'vulns', '-a', 'shop', '--image', ref, '--json']));
+    // Through the API: the CLI passes --image through unchanged, and CLI start-up is slow on a loaded machine.
+    const res = await t.api('GET', `/v1/apps/shop/vulns?image=${encodeURIComponent(ref)}`, undefined, acme);
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    const again = res.body;
     assert.equal(again.digest, appDigest, ref);
     assert.deepEqual(again.findings.map(line), APP_FINDINGS, ref);
   }
@@ -337,4 +343,39 @@ test('bad input: unknown app, another org, an image without package data, an ima
   const relative = await t.api('POST', '/v1/vulndb', { source: 'osv' });
   assert.equal(relative.status, 400);
   assert.match(relative.body.error, /neither an absolute path on the daemon host nor an http\(s\) URL/);
+});
+
+test('vulndb update from an http URL (loopback server); a failing URL says so', async () => {
+  const body = JSON.stringify(RECORDS.filter((r) => String(r.id).startsWith('GHSA')));
+  const server = createServer((req, res) => {
+    if (req.url === '/osv/npm.json') res.writeHead(200, { 'content-type': 'application/json' }).end(body);
+    else res.writeHead(404).end('not here');
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  try {
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const r = await cli(['vulndb', 'update', `${base}/osv/npm.json`, '--json'], adminEnv);
+    assert.equal(r.code, 0, r.stderr);
+    const res = json(r);
+    assert.equal(res.source, `${base}/osv/npm.json`);
+    assert.equal(res.records, RECORDS.filter((x) => String(x.id).startsWith('GHSA')).length);
+    assert.deepEqual(res.imported_ecosystems, ['npm']);
+    const gone = await cli(['vulndb', 'update', `${base}/missing.zip`], adminEnv);
+    assert.equal(gone.code, 1);
+    assert.match(gone.stderr, /downloading http:\/\/127\.0\.0\.1:\d+\/missing\.zip failed with HTTP 404/);
+  } finally {
+    server.close();
+  }
+});
+
+test('a damaged database file: a clear message saying what to do, not an internal error', async () => {
+  const file = join(t.dataDir, 'vulndb', 'osv.sqlite');
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) rmSync(f, { force: true });
+  writeFileSync(file, 'this is not a database'.repeat(100));
+  const st = await cli(['vulndb', 'status']);
+  assert.equal(st.code, 1);
+  assert.match(st.stderr, /vulnerability database .*osv\.sqlite cannot be opened .*delete it and run "hangar vulndb update" again/);
+  const scan = await cli(['registry', 'vulns', '-a', 'shop']);
+  assert.equal(scan.code, 1);
+  assert.match(scan.stderr, /cannot be opened/);
 });
