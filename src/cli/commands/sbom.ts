@@ -108,7 +108,7 @@ export const sbomCommands: Command[] = [
   },
   {
     path: ['vulndb', 'update'],
-    summary: 'Load OSV vulnerability data from a directory, an OSV export .zip, a .json file or an http(s) URL (admin token)',
+    summary: 'Load OSV vulnerability data: a directory, an OSV .zip, a .json file or a URL (admin token)',
     usage: 'vulndb update PATH|URL [--skip-invalid]',
     options: { 'skip-invalid': { type: 'boolean' } },
     async run({ args, flags, out, api }) {
