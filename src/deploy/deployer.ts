@@ -275,14 +275,15 @@ export class Deployer {
     let lastFailure = '';
     for (;;) {
       const m = this.o.machines.get(app, id);
-      if (m.state === 'started' && startedAt === undefined) {
-        // The VM runs before its init and network are up; an exec returns
-        // once init is, so port checks below see the guest, not just the
-        // host end of the port forward.
-        if (checks.length) await this.o.machines.exec(app, id, ['true'], Math.max(1000, deadline - Date.now())).catch(() => undefined);
-        startedAt = Date.now();
-      }
-      else if (['stopped', 'failed', 'destroyed'].includes(m.state) || (startedAt !== undefined && m.state !== 'starting')) {
+      if (m.state === 'started') {
+        if (startedAt === undefined) {
+          // The VM runs before its init and network are up; an exec returns
+          // once init is, so port checks below see the guest, not just the
+          // host end of the port forward.
+          if (checks.length) await this.o.machines.exec(app, id, ['true'], Math.max(1000, deadline - Date.now())).catch(() => undefined);
+          startedAt = Date.now();
+        }
+      } else if (['stopped', 'failed', 'destroyed'].includes(m.state) || (startedAt !== undefined && m.state !== 'starting')) {
         const logs = this.o.logs?.query({ app, machineId: id, limit: 1000 }).filter((l) => l.timestamp >= since).slice(-8).map((l) => `    ${l.message}`).join('\n');
         throw new HangarError('MACHINE_FAILED', `[${group}] machine ${id} is ${m.state}${m.reason ? ` (${m.reason})` : ''}${logs ? `; last output:\n${logs}` : ''}`, { status: 422 });
       }
