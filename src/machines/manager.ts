@@ -276,11 +276,15 @@ export class MachineManager {
   private bootSpec(m: MachineRecord, stateDir: string, rootfsPath: string, image: BootSpec['image'], mounts: GuestMount[]): BootSpec {
     const c = m.config;
     const secrets = this.o.secretsFor?.(m.app) ?? {};
-    const files = (c.files ?? []).map((f) => ({
-      path: f.guest_path,
-      content: f.raw_value ?? Buffer.from(secrets[f.secret_name!] ?? '').toString('base64'),
-      mode: f.mode ?? 0o644,
-    }));
+    // As on Fly, a file from `secret_name` takes the secret's value as the
+    // base64 of the file's content.
+    const files = (c.files ?? []).map((f) => {
+      const content = f.raw_value ?? secrets[f.secret_name!];
+      if (content === undefined) {
+        throw new HangarError('BAD_REQUEST', `files: ${f.guest_path} names secret ${f.secret_name}, which app ${m.app} does not have; set it with \`hangar secrets set\``);
+      }
+      return { path: f.guest_path, content, mode: f.mode ?? 0o644 };
+    });
     const ports = new Set<number>();
     for (const s of c.services ?? []) if (s.protocol !== 'udp') ports.add(s.internal_port);
     return {

@@ -30,7 +30,7 @@ test('secrets in a real guest: env (secret wins over [env]), files[], restart on
   try {
     await api('POST', '/v1/apps', { app_name: APP });
     const image = await pushBusybox(t, APP, 'v1');
-    assert.equal((await api('POST', `/v1/apps/${APP}/secrets`, { values: { DB_PASSWORD: pw1, GREETING: greet } })).status, 200);
+    assert.equal((await api('POST', `/v1/apps/${APP}/secrets`, { values: { DB_PASSWORD: pw1, GREETING: greet, PW_FILE: Buffer.from(pw1).toString('base64') } })).status, 200);
 
     const m = await startMachine(t, APP, {
       config: {
@@ -39,7 +39,8 @@ test('secrets in a real guest: env (secret wins over [env]), files[], restart on
         init: { cmd: ['/bin/sh', '-c', 'echo "password is $DB_PASSWORD"; sleep 100000'] },
         restart: { policy: 'no' },
         files: [
-          { guest_path: '/etc/app/pw', secret_name: 'DB_PASSWORD', mode: 0o600 },
+          // As on Fly, a secret used as a file holds the file's content in base64.
+          { guest_path: '/etc/app/pw', secret_name: 'PW_FILE', mode: 0o600 },
           { guest_path: '/etc/app/raw.txt', raw_value: Buffer.from('raw file\n').toString('base64') },
         ],
       },

@@ -5,17 +5,19 @@ export const daemonCommands: Command[] = [
   {
     path: ['daemon'],
     summary: 'Run the Hangar daemon (API, registry, proxy) in the foreground',
-    usage: 'daemon [--data-dir DIR] [--listen HOST:PORT]',
+    usage: 'daemon [--data-dir DIR] [--listen HOST:PORT] [--proxy-listen HOST:PORT] [--proxy-domain DOMAIN]',
     options: {
       'data-dir': { type: 'string' },
       listen: { type: 'string' },
       'proxy-listen': { type: 'string' },
+      'proxy-domain': { type: 'string' },
     },
     async run({ flags, out }) {
       const dataDir = (flags['data-dir'] as string | undefined) ?? process.env.HANGAR_DATA_DIR ?? '/var/lib/hangar';
       const listen = (flags.listen as string | undefined) ?? process.env.HANGAR_LISTEN ?? '127.0.0.1:4280';
       const proxyListen = (flags['proxy-listen'] as string | undefined) ?? process.env.HANGAR_PROXY_LISTEN;
-      const daemon = await startDaemon({ dataDir, listen, ...(proxyListen ? { proxyListen } : {}) });
+      const proxyDomain = flags['proxy-domain'] as string | undefined;
+      const daemon = await startDaemon({ dataDir, listen, ...(proxyListen ? { proxyListen } : {}), ...(proxyDomain ? { proxyDomain } : {}) });
       out.info(`hangar daemon ready on ${daemon.url} (data dir ${dataDir}); admin token in ${dataDir}/admin-token`);
       await new Promise<void>((resolve) => {
         const stop = (sig: string) => {
