@@ -347,8 +347,16 @@ test('bad input: unknown app, another org, an image without package data, an ima
 
 test('vulndb update from an http URL (loopback server); a failing URL says so', async () => {
   const body = JSON.stringify(RECORDS.filter((r) => String(r.id).startsWith('GHSA')));
+  let release: () => void = () => {};
+  const stalled = new Promise<void>((r) => (release = r));
+  let requested: () => void = () => {};
+  const slowRequested = new Promise<void>((r) => (requested = r));
   const server = createServer((req, res) => {
     if (req.url === '/osv/npm.json') res.writeHead(200, { 'content-type': 'application/json' }).end(body);
+    else if (req.url === '/osv/slow.json') {
+      requested();
+      void stalled.then(() => res.writeHead(200, { 'content-type': 'application/json' }).end(body));
+    }
     else res.writeHead(404).end('not here');
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
@@ -363,7 +371,17 @@ test('vulndb update from an http URL (loopback server); a failing URL says so', 
     const gone = await cli(['vulndb', 'update', `${base}/missing.zip`], adminEnv);
     assert.equal(gone.code, 1);
     assert.match(gone.stderr, /downloading http:\/\/127\.0\.0\.1:\d+\/missing\.zip failed with HTTP 404/);
+
+    // One update at a time: while a download stalls, a second update is refused.
+    const first = t.api('POST', '/v1/vulndb', { source: `${base}/osv/slow.json` });
+    await slowRequested;
+    const second = await t.api('POST', '/v1/vulndb', { source: `${base}/osv/npm.json` });
+    assert.equal(second.status, 409, JSON.stringify(second.body));
+    assert.match(second.body.error, /already running; wait for it to finish/);
+    release();
+    assert.equal((await first).status, 200);
   } finally {
+    release();
     server.close();
   }
 });
