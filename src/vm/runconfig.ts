@@ -84,6 +84,9 @@ export function compileRunConfig(input: RunConfig, disks: GuestDisks, opts: { ho
   if (disks.scratch) recs.push(['disk.scratch', disks.scratch]);
   for (const a of argv) recs.push(['arg', a]);
   for (const e of resolveEnv(run)) recs.push(['env', e]);
+  // The init masks secret values in app output (short values would mask
+  // ordinary words, so only values of 4 bytes or more).
+  for (const v of new Set(Object.values(run.secrets ?? {}))) if (Buffer.byteLength(v) >= 4 && !v.includes('\n')) recs.push(['mask', v]);
   const user = run.user ?? run.image.user ?? '';
   if (user) recs.push(['user', user]);
   const wd = run.workingDir ?? run.image.workingDir ?? '';

@@ -1,5 +1,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { logsOf, pushBusybox, runMachine, sh, waitForLog, waitState } from '../helpers/machines.js';
 
@@ -20,11 +22,13 @@ after(async () => {
   await t.close();
 });
 
-test('output reaches the logs as separate streams; the exit code comes back as an event', async () => {
+test('output reaches the logs as separate streams, secrets masked; the exit code comes back as an event', async () => {
+  const secret = 'tok-' + Math.random().toString(36).slice(2);
+  assert.equal((await t.api('POST', `/v1/apps/${APP}/secrets`, { values: { API_TOKEN: secret } })).status, 200);
   const r = await t.api('POST', `/v1/apps/${APP}/machines`, {
     config: {
       image,
-      init: { cmd: ['/bin/sh', '-c', 'echo "out from $(hostname)"; echo "err line" >&2; exit 3'] },
+      init: { cmd: ['/bin/sh', '-c', 'echo "out from $(hostname)"; echo "err line" >&2; echo "token=$API_TOKEN."; exit 3'] },
       restart: { policy: 'no' },
     },
   });
@@ -37,6 +41,10 @@ test('output reaches the logs as separate streams; the exit code comes back as a
   assert.ok(lines.some((l) => l.stream === 'stdout' && l.message === `out from ${id}`), JSON.stringify(lines));
   assert.ok(lines.some((l) => l.stream === 'stderr' && l.message === 'err line'));
   assert.ok(lines.every((l) => !Number.isNaN(Date.parse(l.timestamp))));
+  // An app that prints a secret: masked in the guest, so neither the log API
+  // nor the VM's log file on the host ever holds it.
+  assert.ok(lines.some((l) => l.message === 'token=[REDACTED].'), JSON.stringify(lines));
+  assert.ok(!readFileSync(join(t.dataDir, 'machines', id, 'logs.rec')).toString('latin1').includes(secret));
 
   const events = (await t.api('GET', `/v1/apps/${APP}/machines/${id}/events`)).body;
   const exit = events.find((e: { type: string }) => e.type === 'exit');

@@ -41,6 +41,8 @@ char *rec_dup(const struct rec *r); /* NUL-terminated copy */
 /* ---- logging: console always, log port when open ---- */
 extern int g_log_fd;      /* virtio port carrying o/e/i/x records, -1 until open */
 extern int g_debug;
+/* Secret values to mask in app output before it leaves the guest (NULL-terminated). */
+extern char **g_masks;
 void ilog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void dlog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_record(const char *key, const char *data, size_t n);

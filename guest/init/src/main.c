@@ -29,6 +29,9 @@ static void strv_push(struct strv *s, char *x) {
 
 struct file_spec { char *path; mode_t mode; char *data; size_t len; };
 
+static struct strv masks;
+char **g_masks;
+
 static struct {
   int probe;
   char *hostname, *user, *workdir, *disk_root, *disk_scratch, *root_fstype;
@@ -53,6 +56,7 @@ static void read_config(void) {
     else if (rec_is(&r, "workdir")) cfg.workdir = rec_dup(&r);
     else if (rec_is(&r, "arg")) strv_push(&cfg.argv, rec_dup(&r));
     else if (rec_is(&r, "env")) strv_push(&cfg.env, rec_dup(&r));
+    else if (rec_is(&r, "mask")) strv_push(&masks, rec_dup(&r));
     else if (rec_is(&r, "disk.root")) cfg.disk_root = rec_dup(&r);
     else if (rec_is(&r, "disk.scratch")) cfg.disk_scratch = rec_dup(&r);
     else if (rec_is(&r, "root.fstype")) cfg.root_fstype = rec_dup(&r);
@@ -387,5 +391,6 @@ int main(void) {
   }
   extern char *g_prog;
   g_prog = prog;
+  g_masks = masks.v;
   supervise(&app);
 }

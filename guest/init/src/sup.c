@@ -69,13 +69,37 @@ void ctl_send_exit(int code, int sig, int oom, const char *err) {
   rec_put(&ctl_out, "end", "", 0);
 }
 
+/* An app that prints a secret must not put it in the host's log file:
+ * replace every secret value in the line before it leaves the guest. */
+static void emit_masked(const char *key, const char *p, size_t n) {
+  if (!g_masks || !g_masks[0]) { log_record(key, p, n); return; }
+  struct buf out = {0};
+  size_t i = 0, plain = 0;
+  while (i < n) {
+    size_t hit = 0;
+    for (char **m = g_masks; *m; m++) {
+      size_t ml = strlen(*m);
+      if (ml > hit && ml <= n - i && memcmp(p + i, *m, ml) == 0) hit = ml;
+    }
+    if (!hit) { i++; continue; }
+    buf_put(&out, p + plain, i - plain);
+    buf_put(&out, "[REDACTED]", 10);
+    i += hit;
+    plain = i;
+  }
+  if (!out.len) { log_record(key, p, n); return; }
+  buf_put(&out, p + plain, n - plain);
+  log_record(key, out.p, out.len);
+  buf_free(&out);
+}
+
 static void stream_emit(struct stream *s, int final) {
   size_t start = 0;
   for (size_t i = 0; i < s->line.len; i++) {
-    if (s->line.p[i] == '\n') { log_record(s->key, s->line.p + start, i - start); start = i + 1; }
-    else if (i - start + 1 >= LINE_MAX_BYTES) { log_record(s->key, s->line.p + start, i - start + 1); start = i + 1; }
+    if (s->line.p[i] == '\n') { emit_masked(s->key, s->line.p + start, i - start); start = i + 1; }
+    else if (i - start + 1 >= LINE_MAX_BYTES) { emit_masked(s->key, s->line.p + start, i - start + 1); start = i + 1; }
   }
-  if (final && start < s->line.len) { log_record(s->key, s->line.p + start, s->line.len - start); start = s->line.len; }
+  if (final && start < s->line.len) { emit_masked(s->key, s->line.p + start, s->line.len - start); start = s->line.len; }
   buf_drop(&s->line, start);
 }
 
