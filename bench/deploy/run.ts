@@ -46,6 +46,7 @@ async function main() {
   const henv = { ...process.env, HANGAR_API_URL: daemon.url, HANGAR_ACCESS_TOKEN: token, HANGAR_CONFIG_DIR: join(work, 'cli'), NO_COLOR: '1' };
   const hangar = (args: string[], marker?: RegExp) => timed(process.execPath, [join(repo, 'bin', 'hangar'), ...args], henv, app, marker);
   let dockerd: ReturnType<typeof spawn> | undefined;
+  let buildkit = false;
   try {
     await fetch(`${daemon.url}/v1/apps`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ app_name: 'hello-python', org_slug: 'personal' }) });
     console.error('warming up: first Hangar deploy (base image, apt, first boot)');
@@ -57,7 +58,10 @@ async function main() {
     dockerd = spawn('dockerd', ['--iptables=false', '--bridge=none', '--data-root', join(work, 'docker'), '--exec-root', join(work, 'docker-exec'), '-H', `unix://${sock}`, '--pidfile', join(work, 'docker.pid')], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
-    const denv = { ...process.env, DOCKER_HOST: `unix://${sock}`, DOCKER_BUILDKIT: '1', DOCKER_CONFIG: join(work, 'dockercfg') };
+    // BuildKit needs the buildx CLI plugin, which Debian does not package for
+    // docker.io 28 here; without it the engine's classic builder is used.
+    buildkit = spawnSync('docker', ['buildx', 'version']).status === 0;
+    const denv = { ...process.env, DOCKER_HOST: `unix://${sock}`, DOCKER_BUILDKIT: buildkit ? '1' : '0', DOCKER_CONFIG: join(work, 'dockercfg') };
     for (let i = 0; !existsSync(sock) || spawnSync('docker', ['version'], { env: denv }).status !== 0; i++) {
       if (i > 60) throw new Error('dockerd did not start');
       await sleep(500);
@@ -106,6 +110,7 @@ async function main() {
       docker_build_median_s: +median(dBuild).toFixed(2),
       rebuild_ratio: +(median(dBuild) / median(hBuild)).toFixed(2),
       storage_driver: process.env.HANGAR_BUILD_STORAGE_DRIVER ?? 'overlay',
+      docker_builder: buildkit ? 'buildkit' : 'classic (no buildx plugin)',
     };
     console.log(`medians: hangar build+push ${result.hangar_build_median_s} s, hangar deploy ${result.hangar_deploy_e2e_median_s} s, docker build ${result.docker_build_median_s} s`);
     console.log(JSON.stringify(result));

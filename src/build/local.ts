@@ -107,7 +107,10 @@ export async function localBuild(o: LocalBuildOptions): Promise<LocalBuildResult
       '-t', o.image,
     ];
     if (engine === 'docker') {
-      const env = { ...process.env, DOCKER_BUILDKIT: '1' };
+      // BuildKit (needed for --build-secret) comes with the buildx plugin; without it, the classic builder.
+      const buildkit = (await run('docker', ['buildx', 'version'], { allowFailure: true })).code === 0;
+      if (!buildkit && Object.keys(o.secrets ?? {}).length) throw new HangarError('USAGE', '--build-secret with --build-local needs Docker BuildKit (the buildx plugin); install it, or build remotely');
+      const env = { ...process.env, DOCKER_BUILDKIT: buildkit ? '1' : '0' };
       const authEnv = { ...env, DOCKER_CONFIG: work };
       // Docker Hub bases the engine lacks come from Hangar's mirror, re-tagged under their usual names.
       for (const base of dockerHubBases(readFileSync(join(o.contextDir, o.dockerfile), 'utf8'))) {
