@@ -10,7 +10,7 @@ export interface DeployEnv {
   t: TestDaemon;
   configDir: string;
   /** Run the CLI against this daemon (admin token unless given). */
-  cli(args: string[], cwd?: string, token?: string): Promise<CliResult>;
+  cli(args: string[], cwd?: string, token?: string, extraEnv?: Record<string, string>): Promise<CliResult>;
   registryHost: string;
   /** Every layer blob of an image in Hangar's registry, decompressed. */
   layers(repo: string, reference: string): Buffer[];
@@ -26,8 +26,8 @@ export async function deployEnv(): Promise<DeployEnv> {
     t,
     configDir,
     registryHost,
-    cli: (args, cwd, token = t.adminToken) =>
-      hangar(args, { HANGAR_API_URL: t.daemon.url, HANGAR_ACCESS_TOKEN: token, HANGAR_CONFIG_DIR: configDir, HANGAR_APP: undefined }, undefined, cwd),
+    cli: (args, cwd, token = t.adminToken, extraEnv = {}) =>
+      hangar(args, { HANGAR_API_URL: t.daemon.url, HANGAR_ACCESS_TOKEN: token, HANGAR_CONFIG_DIR: configDir, HANGAR_APP: undefined, ...extraEnv }, undefined, cwd),
     layers(repo, reference) {
       const reg = t.daemon.registry;
       const m = reg.resolveManifest(repo, reference);
