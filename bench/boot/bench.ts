@@ -57,6 +57,7 @@ class LogFollower {
   constructor(url: string, token: string) {
     void (async () => {
       const res = await fetch(`${url}/v1/apps/bench/logs?follow=true&limit=0`, { headers: { authorization: `Bearer ${token}` }, signal: this.controller.signal });
+      if (!res.ok) throw new Error(`logs stream: HTTP ${res.status} ${await res.text()}`);
       let buf = '';
       try {
         for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
@@ -68,14 +69,18 @@ class LogFollower {
             buf = buf.slice(i + 1);
             if (!text.trim()) continue;
             const l = JSON.parse(text) as { machine_id: string; stream: string };
+            if (process.env.BENCH_DEBUG) log(`log: ${text}`);
             if (l.stream !== 'stdout') continue;
             this.waiters = this.waiters.filter((w) => (w.machine === l.machine_id || w.machine === '*') && now >= w.after ? (w.resolve(now), false) : true);
           }
         }
-      } catch {
-        /* aborted at the end */
+      } catch (err) {
+        if (!this.controller.signal.aborted) throw err;
       }
-    })();
+    })().catch((err) => {
+      log(`bench: ${(err as Error).message}`);
+      process.exit(1);
+    });
   }
   /** Resolves with the time of the next stdout line of `machine` ('*': any). */
   next(machine: string): Promise<number> {
@@ -109,6 +114,7 @@ async function bareBoot(dir: string, spec: VmSpec): Promise<number> {
   args.splice(q, 2);
   const t0 = performance.now();
   // stdin stays open: at EOF qemu's stdio chardev reports the port closed and the guest's log writes would block
+  if (process.env.BENCH_DEBUG) log(`bare: ${qemuBinary()} ${args.join(' ')}`);
   const child = spawn(qemuBinary(), args, { cwd: dir, stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, TMPDIR: dir } });
   const ms = await new Promise<number>((resolve, reject) => {
     let out = '';
@@ -122,27 +128,31 @@ async function bareBoot(dir: string, spec: VmSpec): Promise<number> {
 const work = tempDir('hangar-bench-boot-');
 const daemon = await startDaemon({ dataDir: join(work, 'data'), listen: '127.0.0.1:0', logger: createLogger(() => {}) });
 const token = readFileSync(join(work, 'data', 'admin-token'), 'utf8').trim();
-const follower = new LogFollower(daemon.url, token);
+let follower: LogFollower | undefined;
 try {
   const accel = await resolveAccel();
   await api(daemon.url, token, 'POST', '/v1/apps', { app_name: 'bench' });
+  const logs = (follower = new LogFollower(daemon.url, token));
   const image = await pushBusybox({ daemon, adminToken: token } as unknown as TestDaemon, 'bench', 'v1');
+  log(`pushed ${image}`);
   // Convert once (not timed), and boot the bare qemu from the very same EROFS image.
   const acquired = await daemon.rootfs.acquire(`${daemon.url.replace('http://', '')}/${image}`);
   const rootfs = acquired.imagePath;
+  log(`converted to ${rootfs}`);
   const spec = (id: string): VmSpec => ({ id, stateDir: join(work, id), rootfs, run: { image: { cmd: APP } } });
   const config = { image, init: { cmd: APP }, restart: { policy: 'no' } };
 
   async function apiCreate(): Promise<{ ms: number; id: string }> {
-    const first = follower.next('*');
+    const first = logs.next('*');
     const t0 = performance.now();
     const m = await api(daemon.url, token, 'POST', '/v1/apps/bench/machines', { config });
+    if (process.env.BENCH_DEBUG) log(`created ${m.id} ${m.state}`);
     const ms = (await first) - t0;
     await api(daemon.url, token, 'GET', `/v1/apps/bench/machines/${m.id}/wait?state=stopped&timeout=300`);
     return { ms, id: m.id };
   }
   async function apiRestart(id: string): Promise<number> {
-    const first = follower.next(id);
+    const first = logs.next(id);
     const t0 = performance.now();
     await api(daemon.url, token, 'POST', `/v1/apps/bench/machines/${id}/start`);
     const ms = (await first) - t0;
@@ -173,7 +183,7 @@ try {
     hangar_prespawn_ms: median(prespawn), load_avg_1m: Number(loadavg()[0]!.toFixed(1)),
   }));
 } finally {
-  follower.close();
+  follower?.close();
   await daemon.close();
   rmSync(work, { recursive: true, force: true });
 }
