@@ -106,7 +106,10 @@ async function layerOf(tarPath: string): Promise<LayerInfo> {
   const raw = createHash('sha256');
   const packed = createHash('sha256');
   let size = 0;
-  const tmp = `${gz}.tmp`;
+  // Two processes may seed at once (e.g. parallel test daemons sharing the
+  // cache): each writes its own temp file; gzip output is deterministic, so
+  // whichever rename lands last leaves the same bytes.
+  const tmp = `${gz}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   await pipeline(
     createReadStream(tarPath),
     new Transform({ transform(c: Buffer, _e, cb) { raw.update(c); cb(null, c); } }),
@@ -116,7 +119,9 @@ async function layerOf(tarPath: string): Promise<LayerInfo> {
   );
   renameSync(tmp, gz);
   const info: LayerInfo = { digest: `sha256:${packed.digest('hex')}`, diffId: `sha256:${raw.digest('hex')}`, size, path: gz };
-  writeFileSync(meta, JSON.stringify(info));
+  const metaTmp = `${meta}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  writeFileSync(metaTmp, JSON.stringify(info));
+  renameSync(metaTmp, meta);
   return info;
 }
 
