@@ -52,9 +52,12 @@ test('run config rejects bad input and empty commands with readable errors', () 
 test('the config cpio is a valid newc archive that cpio(1) lists', async () => {
   const dir = tempDir();
   try {
-    const cfg = compileRunConfig({ image: { cmd: ['/bin/sh'] }, secrets: { S: 'v' }, files: [{ guestPath: '/etc/x', rawValue: Buffer.from('hi').toString('base64'), mode: 0o600 }] },
+    const cfg = compileRunConfig({ image: { cmd: ['/bin/sh'] }, secrets: { S: 'v', LONG: 'longsecret' }, files: [{ guestPath: '/etc/x', rawValue: Buffer.from('hi').toString('base64'), mode: 0o600 }] },
       { root: 'root', scratch: 'scratch', volumes: [{ serial: 'vol0', guestPath: '/data' }] }, { hostname: 'm1' });
     const text = cfg.toString('utf8');
+    // Secret values of 4+ bytes are sent for masking app output; shorter ones would mask ordinary words.
+    assert.ok(text.includes('mask 10\nlongsecret\n'));
+    assert.ok(!text.includes('mask 1\nv\n'));
     for (const want of ['arg 7\n/bin/sh\n', 'env 3\nS=v\n', 'file.data 2\nhi\n', 'mount.dev 4\nvol0\n', 'hostname 2\nm1\n', 'disk.scratch 7\nscratch\n']) {
       assert.ok(text.includes(want), `config should contain ${JSON.stringify(want)}`);
     }
