@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import type { RequestHead, ResponseHead } from './http1.js';
 
 /** RFC 9110 §7.6.1 hop-by-hop headers: never forwarded as they are. */
 const HOP = new Set([
@@ -16,78 +16,68 @@ const HOP = new Set([
 /** Headers the proxy sets itself; a client's values are dropped, not trusted. */
 const OWN = new Set(['fly-request-id', 'fly-client-ip', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'fly-forwarded-port']);
 
-function connectionTokens(raw: string[]): Set<string> | undefined {
-  let out: Set<string> | undefined;
-  for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i]!.length === 10 && raw[i]!.toLowerCase() === 'connection') {
-      for (const t of raw[i + 1]!.split(',')) {
-        const k = t.trim().toLowerCase();
-        if (k) (out ??= new Set()).add(k);
-      }
-    }
-  }
-  return out;
-}
-
 export interface ForwardInfo {
   requestId: string;
   clientIp: string;
   /** Listening port of the proxy, for X-Forwarded-Port. */
   port: number;
-  upgrade: boolean;
 }
 
 /**
- * The header list sent to a machine: the client's headers minus hop-by-hop
- * ones, plus X-Forwarded-* and a request id. Kept as a flat raw array so
- * case and repeated headers survive.
+ * The request head sent to a machine: the client's headers (case, order
+ * and repeats kept) minus hop-by-hop ones, plus X-Forwarded-* and a request
+ * id, and the body framing the proxy forwards (Content-Length is kept as
+ * sent; a chunked body stays chunked).
  */
-export function upstreamHeaders(req: IncomingMessage, info: ForwardInfo): string[] {
-  const raw = req.rawHeaders;
-  const conn = connectionTokens(raw);
-  const out: string[] = [];
+export function upstreamHead(h: RequestHead, info: ForwardInfo): string {
+  const raw = h.raw;
+  const lower = h.lower;
+  const conn = h.connection;
+  let s = `${h.method} ${h.target} HTTP/1.1\r\n`;
   let xff: string | undefined;
   let host = '';
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!;
-    const lower = name.toLowerCase();
-    if (lower === 'x-forwarded-for') {
+  for (let i = 0, j = 0; j < lower.length; i += 2, j++) {
+    const l = lower[j]!;
+    if (l === 'x-forwarded-for') {
       xff = xff === undefined ? raw[i + 1]! : `${xff}, ${raw[i + 1]}`;
       continue;
     }
-    if (lower === 'host') host = raw[i + 1]!;
-    if (HOP.has(lower) || OWN.has(lower) || conn?.has(lower)) continue;
-    out.push(name, raw[i + 1]!);
+    if (l === 'host') host = raw[i + 1]!;
+    if (HOP.has(l) || OWN.has(l) || (conn !== undefined && conn.includes(l))) continue;
+    s += `${raw[i]}: ${raw[i + 1]}\r\n`;
   }
-  out.push(
-    'X-Forwarded-For', xff ? `${xff}, ${info.clientIp}` : info.clientIp,
-    'X-Forwarded-Proto', 'http',
-    'X-Forwarded-Host', host,
-    'X-Forwarded-Port', String(info.port),
-    'Fly-Client-IP', info.clientIp,
-    'Fly-Request-Id', info.requestId,
-  );
-  if (info.upgrade) out.push('Connection', 'Upgrade', 'Upgrade', req.headers.upgrade ?? '');
-  return out;
+  s +=
+    `X-Forwarded-For: ${xff ? `${xff}, ${info.clientIp}` : info.clientIp}\r\n` +
+    `X-Forwarded-Proto: http\r\nX-Forwarded-Host: ${host}\r\nX-Forwarded-Port: ${info.port}\r\n` +
+    `Fly-Client-IP: ${info.clientIp}\r\nFly-Request-Id: ${info.requestId}\r\n`;
+  if (h.upgrade !== undefined) s += `Connection: Upgrade\r\nUpgrade: ${h.upgrade}\r\n`;
+  else if (h.chunked) s += 'Transfer-Encoding: chunked\r\n';
+  return s + '\r\n';
 }
 
-/** A machine's response headers for the client: hop-by-hop ones removed, request id added. */
-export function downstreamHeaders(raw: string[], requestId: string): string[] {
-  const conn = connectionTokens(raw);
-  const out: string[] = [];
-  for (let i = 0; i < raw.length; i += 2) {
-    const lower = raw[i]!.toLowerCase();
-    if (HOP.has(lower) || conn?.has(lower) || lower === 'fly-request-id') continue;
-    out.push(raw[i]!, raw[i + 1]!);
+/**
+ * A machine's response head for the client: hop-by-hop headers removed,
+ * the request id added, and `framing` (Transfer-Encoding / Connection
+ * lines the proxy decided on) appended.
+ */
+export function downstreamHead(h: ResponseHead, requestId: string, framing: string): string {
+  const raw = h.raw;
+  const lower = h.lower;
+  const conn = h.connection;
+  let s = `HTTP/1.1 ${h.status} ${h.reason}\r\n`;
+  for (let i = 0, j = 0; j < lower.length; i += 2, j++) {
+    const l = lower[j]!;
+    if (HOP.has(l) || l === 'fly-request-id' || (conn !== undefined && conn.includes(l))) continue;
+    if (l === 'content-length' && h.transferEncoding) continue;
+    s += `${raw[i]}: ${raw[i + 1]}\r\n`;
   }
-  out.push('Fly-Request-Id', requestId);
-  return out;
+  return `${s}Fly-Request-Id: ${requestId}\r\n${framing}\r\n`;
 }
 
-/** Whether a request carries a body (RFC 9112 §6.3). */
-export function hasBody(req: IncomingMessage): boolean {
-  const te = req.headers['transfer-encoding'];
-  if (te !== undefined) return true;
-  const cl = req.headers['content-length'];
-  return cl !== undefined && cl !== '0';
+/** A 101 (or other 1xx) answer, relayed as the machine sent it plus the request id. */
+export function interimHead(h: ResponseHead, requestId: string | undefined): string {
+  let s = `HTTP/1.1 ${h.status} ${h.reason}\r\n`;
+  for (let i = 0; i < h.raw.length; i += 2) s += `${h.raw[i]}: ${h.raw[i + 1]}\r\n`;
+  if (requestId) s += `Fly-Request-Id: ${requestId}\r\n`;
+  return s + '\r\n';
 }

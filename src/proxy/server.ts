@@ -1,12 +1,14 @@
-import { Agent, createServer, request, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { STATUS_CODES } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { HangarError } from '../shared/errors.js';
 import { createLogger, type Logger } from '../shared/log.js';
 import { appFromHost } from './host.js';
-import { downstreamHeaders, hasBody, upstreamHeaders } from './headers.js';
+import { downstreamHead, interimHead, upstreamHead } from './headers.js';
 import { HealthTracker } from './health.js';
+import { ChunkedReader, HttpError, headEnd, parseRequestHead, parseResponseHead, skipEmptyLines, type RequestHead, type ResponseHead } from './http1.js';
 import { Pool, type Lease } from './pool.js';
+import { UpstreamPool, type Upstream, type UpstreamOwner } from './upstream.js';
 import type { ProxyBackends } from './types.js';
 
 export interface ProxyOptions {
@@ -37,6 +39,7 @@ export interface ProxyOptions {
 }
 
 export interface Proxy {
+  /** The listening TCP server (emits 'connection' per client connection). */
   server: Server;
   pool: Pool;
   domain: string;
@@ -50,12 +53,17 @@ const NEVER_SENT = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADD
 const RESET = new Set(['ECONNRESET', 'EPIPE']);
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS']);
 const MAX_ATTEMPTS = 3;
-interface Retry {
-  reason: string;
-  sameMachineOk: boolean;
-}
 /** A retry takes another machine that is ready now, or gives up. */
 const RETRY_WAIT_MS = 0;
+/** Largest response head accepted from a machine. */
+const MAX_RESPONSE_HEAD = 64 * 1024;
+/** Client bytes held while a request waits for its machine (then reading pauses). */
+const HOLD_BYTES = 64 * 1024;
+/** Idle machine connections kept per port, and for how long. */
+const UPSTREAM_IDLE_MAX = 256;
+const UPSTREAM_IDLE_MS = 4_000;
+/** A connection we are closing gets this long to finish. */
+const LINGER_MS = 5_000;
 
 let seq = 0;
 const idPrefix = randomBytes(4).toString('hex');
@@ -63,14 +71,66 @@ function newRequestId(): string {
   return `${idPrefix}${(++seq).toString(16).padStart(8, '0')}-local`;
 }
 
-function textResponse(status: number, message: string, requestId?: string): { head: string; body: string } {
-  const body = message.endsWith('\n') ? message : message + '\n';
-  const head =
-    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n` +
-    `Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
-    (requestId ? `Fly-Request-Id: ${requestId}\r\n` : '') +
-    `Connection: close\r\n\r\n`;
-  return { head, body };
+// Exchange phases.
+const ACQUIRE = 0; // waiting for a machine (queue, autostart)
+const CONNECT = 1; // machine connection opening; nothing sent yet
+const WAIT = 2; // request sent (body may still stream), no response head yet
+const BODY = 3; // response head sent to the client, body streaming
+const TUNNEL = 4; // upgraded: bytes spliced both ways
+const DONE = 5;
+
+// Response body framing.
+const NONE = 0;
+const LENGTH = 1;
+const CHUNKED = 2;
+const CLOSE = 3;
+
+/** What a client connection hears about the exchange running on it. */
+interface ActiveExchange {
+  onClientData(chunk: Buffer): void;
+  onClientDrain(): void;
+  onClientEnd(): void;
+  onClientClose(): void;
+  check(now: number): void;
+}
+
+/** One client connection. */
+class Client {
+  buf: Buffer | null = null;
+  /** Bytes of buf already searched for the end of a head. */
+  scanned = 0;
+  /** When the current request head began; 0 while idle between requests. */
+  headSince = 0;
+  lastActive: number;
+  ex: ActiveExchange | null = null;
+  /** We are closing it: input is drained and ignored. */
+  closing = 0;
+  /** The client sent FIN. */
+  ended = false;
+  paused = false;
+  parsing = false;
+  /** No byte received yet (a silent close, not 408, when it times out). */
+  fresh = true;
+  readonly ip: string;
+
+  constructor(readonly sock: Socket) {
+    this.ip = sock.remoteAddress ?? '';
+    this.lastActive = Date.now();
+  }
+
+  pause(): void {
+    if (!this.paused) {
+      this.paused = true;
+      this.sock.pause();
+    }
+  }
+
+  resume(): void {
+    if (this.paused) {
+      this.paused = false;
+      this.sock.resume();
+    }
+  }
 }
 
 export function createProxy(options: ProxyOptions): Proxy {
@@ -78,6 +138,10 @@ export function createProxy(options: ProxyOptions): Proxy {
   const domain = (options.domain ?? 'localhost').toLowerCase().replace(/^\.|\.$/g, '');
   const headersTimeoutMs = options.headersTimeoutMs ?? 10_000;
   const responseTimeoutMs = options.responseTimeoutMs ?? 60_000;
+  const idleTimeoutMs = options.idleTimeoutMs ?? 60_000;
+  const keepAliveTimeoutMs = options.keepAliveTimeoutMs ?? 30_000;
+  const maxHeaderSize = options.maxHeaderSize ?? 16 * 1024;
+  const keepAliveHeader = `Connection: keep-alive\r\nKeep-Alive: timeout=${Math.floor(keepAliveTimeoutMs / 1000)}\r\n`;
   let pool: Pool;
   const health = new HealthTracker({
     onChange: () => pool.wake(),
@@ -93,42 +157,19 @@ export function createProxy(options: ProxyOptions): Proxy {
     startRetryMs: 5_000,
     idleStopMs: options.autostopIdleMs ?? 300_000,
   });
-
-  // One keep-alive pool per machine port.
-  const agents = new Map<number, Agent>();
-  function agentFor(port: number): Agent {
-    let a = agents.get(port);
-    if (!a) {
-      a = new Agent({ keepAlive: true, keepAliveMsecs: 1_000, maxFreeSockets: 256, scheduling: 'lifo' });
-      agents.set(port, a);
-    }
-    return a;
-  }
-
-  const server = createServer({
-    maxHeaderSize: options.maxHeaderSize ?? 16 * 1024,
-    // Uploads may be long; stalls are bounded by the idle timeout instead.
-    requestTimeout: 0,
-    headersTimeout: headersTimeoutMs,
-    keepAliveTimeout: options.keepAliveTimeoutMs ?? 30_000,
-    connectionsCheckingInterval: Math.min(1_000, headersTimeoutMs),
-  });
-  server.timeout = options.idleTimeoutMs ?? 60_000;
+  const upstreams = new UpstreamPool(UPSTREAM_IDLE_MAX, UPSTREAM_IDLE_MS);
+  const clients = new Set<Client>();
   let listenPort = 0;
 
-  function sendError(res: ServerResponse, status: number, message: string, requestId: string): void {
-    if (res.headersSent) {
-      res.destroy();
-      return;
-    }
-    const body = message + '\n';
-    res.writeHead(status, {
-      'content-type': 'text/plain; charset=utf-8',
-      'content-length': Buffer.byteLength(body),
-      'fly-request-id': requestId,
-      'cache-control': 'no-store',
-    });
-    res.end(body);
+  function errorHead(status: number, body: string, requestId: string | undefined, close: boolean): string {
+    return (
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n` +
+      `Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+      (requestId ? `Fly-Request-Id: ${requestId}\r\n` : '') +
+      'Cache-Control: no-store\r\n' +
+      (close ? 'Connection: close\r\n' : keepAliveHeader) +
+      '\r\n'
+    );
   }
 
   function errorStatus(err: unknown): { status: number; message: string } {
@@ -137,266 +178,616 @@ export function createProxy(options: ProxyOptions): Proxy {
     return { status: 500, message: 'the proxy failed to route this request; see the daemon log' };
   }
 
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    const requestId = newRequestId();
-    const app = appFromHost(req.headers.host, domain);
-    if (!app) {
-      sendError(res, 404, `no app is served at host "${req.headers.host ?? ''}": use http://<app>.${domain}:${listenPort}/`, requestId);
-      return;
-    }
-    void route(req, res, app, requestId);
-  });
-
-  async function route(req: IncomingMessage, res: ServerResponse, app: string, requestId: string): Promise<void> {
-    let exclude: Set<string> | undefined;
-    let lastFailure: string | undefined;
-    const bodyless = !hasBody(req);
-    for (let attempt = 1; ; attempt++) {
-      let lease: Lease;
-      try {
-        lease = await pool.acquire(app, exclude, exclude ? RETRY_WAIT_MS : Infinity);
-      } catch (err) {
-        const { status, message } = errorStatus(err);
-        // Having tried a machine already, its failure is the better answer.
-        if (lastFailure && status === 503) sendError(res, 502, lastFailure, requestId);
-        else sendError(res, status, message, requestId);
-        return;
-      }
-      if (res.destroyed || req.destroyed) {
-        lease.release();
-        return;
-      }
-      const outcome = await forward(req, res, lease, requestId, bodyless);
-      if (outcome === undefined) return;
-      lastFailure = outcome.reason;
-      if (attempt >= MAX_ATTEMPTS) {
-        sendError(res, 502, outcome.reason, requestId);
-        return;
-      }
-      if (!outcome.sameMachineOk) (exclude ??= new Set()).add(lease.machine.id);
-    }
+  /** Stops serving a client: answer sent (or not), FIN, input ignored until it closes. */
+  function closeClient(c: Client): void {
+    if (c.closing) return;
+    c.closing = Date.now();
+    c.buf = null;
+    if (c.sock.destroyed) return;
+    c.resume();
+    // Input is read (and dropped) until the client closes too, so unread
+    // bytes do not turn our FIN into a reset that loses the answer.
+    if (c.ended) c.sock.end(() => c.sock.destroy());
+    else c.sock.end();
   }
 
-  /**
-   * Proxies one request to one machine. Resolves undefined when the exchange
-   * is over (or failed for good), or why it may be tried again: on another
-   * machine, or on the same one when only a stale pooled connection failed.
-   */
-  function forward(req: IncomingMessage, res: ServerResponse, lease: Lease, requestId: string, bodyless: boolean): Promise<Retry | undefined> {
-    return new Promise((resolve) => {
-      const clientIp = req.socket.remoteAddress ?? '';
-      const preq = request({
-        host: '127.0.0.1',
-        port: lease.port,
-        method: req.method,
-        path: req.url,
-        headers: upstreamHeaders(req, { requestId, clientIp, port: listenPort, upgrade: false }),
-        agent: agentFor(lease.port),
-        setHost: false,
-      });
-      let bodyStarted = false;
-      let responded = false;
-      let settled = false;
-      const finish = (retry?: Retry) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        lease.release();
-        resolve(retry);
-      };
-      const timer = setTimeout(() => preq.destroy(Object.assign(new Error('response timeout'), { code: 'HANGAR_RESPONSE_TIMEOUT' })), responseTimeoutMs);
-
-      if (bodyless) preq.end();
-      else {
-        // The body is only read once the machine's connection is up, so a
-        // refused connection leaves it unread and the request can go elsewhere.
-        preq.once('socket', (sock: Socket) => {
-          const send = () => {
-            bodyStarted = true;
-            req.pipe(preq);
-          };
-          if (sock.connecting) sock.once('connect', send);
-          else send();
-        });
-      }
-
-      preq.once('response', (pres: IncomingMessage) => {
-        responded = true;
-        clearTimeout(timer);
-        res.writeHead(pres.statusCode ?? 502, pres.statusMessage, downstreamHeaders(pres.rawHeaders, requestId));
-        pres.pipe(res);
-        // A machine dying mid-body must not leave the client waiting.
-        pres.once('aborted', () => res.destroy());
-        pres.once('error', () => res.destroy());
-        res.once('close', () => {
-          if (!pres.complete) pres.destroy();
-          finish();
-        });
-      });
-
-      preq.once('error', (err: NodeJS.ErrnoException) => {
-        if (responded) {
-          res.destroy();
-          finish();
-          return;
-        }
-        const code = err.code ?? '';
-        const where = `machine ${lease.machine.id} (port ${lease.service.internal_port})`;
-        if (code === 'HANGAR_RESPONSE_TIMEOUT') {
-          sendError(res, 504, `${where} sent no response within ${responseTimeoutMs / 1000}s`, requestId);
-          finish();
-          return;
-        }
-        if (NEVER_SENT.has(code)) {
-          pool.suspect(lease);
-          if (!bodyStarted) return finish({ reason: `${where} refused the connection (${code})`, sameMachineOk: false });
-        }
-        // A bodyless idempotent request the machine dropped without a byte of
-        // answer is safe to send again. On a pooled connection that is the
-        // keep-alive race (the machine closed it as we reused it; servers
-        // that close after every answer without saying so hit it on every
-        // other request): a fresh connection to the same machine is fine.
-        if (RESET.has(code) && bodyless && IDEMPOTENT.has(req.method ?? '')) {
-          return finish({ reason: `${where} closed the connection without answering (${code})`, sameMachineOk: preq.reusedSocket });
-        }
-        if (!res.destroyed) sendError(res, 502, `${where} failed before answering: ${code || err.message}`, requestId);
-        finish();
-      });
-
-      // Client gone before the answer: abandon the machine request.
-      res.once('close', () => {
-        if (!responded) {
-          preq.destroy();
-          finish();
-        }
-      });
-    });
+  /** Answers without a machine (parse errors, 404, 503...) and closes. */
+  function reject(c: Client, status: number, message: string, requestId?: string): void {
+    const body = message.endsWith('\n') ? message : message + '\n';
+    c.sock.write(errorHead(status, body, requestId, true) + body);
+    closeClient(c);
   }
 
-  // --- websockets and other upgrades ----------------------------------------
-
-  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
-    const requestId = newRequestId();
-    socket.on('error', () => socket.destroy());
-    const name = appFromHost(req.headers.host, domain);
-    const fail = (status: number, message: string) => {
-      if (socket.destroyed) return;
-      const r = textResponse(status, message, requestId);
-      socket.end(r.head + r.body);
-    };
-    if (!name) return fail(404, `no app is served at host "${req.headers.host ?? ''}": use http://<app>.${domain}:${listenPort}/`);
-    void (async () => {
-      let exclude: Set<string> | undefined;
-      for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
-        let lease: Lease;
+  /** Reads request heads from the client's buffer and starts exchanges. */
+  function parseHeads(c: Client): void {
+    if (c.parsing) return;
+    c.parsing = true;
+    try {
+      while (c.ex === null && c.closing === 0 && c.buf !== null) {
+        const buf = c.buf;
+        const skip = skipEmptyLines(buf);
+        const end = headEnd(buf, Math.max(c.scanned, skip));
+        if (end < 0) {
+          if (buf.length - skip > maxHeaderSize) return reject(c, 431, `request headers are larger than the ${maxHeaderSize} bytes this proxy accepts; send fewer or smaller headers (cookies)`);
+          c.scanned = buf.length;
+          if (skip === buf.length) {
+            c.buf = null;
+            c.scanned = 0;
+          }
+          return;
+        }
+        if (end - skip > maxHeaderSize) return reject(c, 431, `request headers are larger than the ${maxHeaderSize} bytes this proxy accepts; send fewer or smaller headers (cookies)`);
+        let head: RequestHead;
         try {
-          lease = await pool.acquire(name, exclude, exclude ? RETRY_WAIT_MS : Infinity);
+          head = parseRequestHead(buf, skip, end);
         } catch (err) {
-          const e = errorStatus(err);
-          return fail(e.status, e.message);
+          if (err instanceof HttpError) return reject(c, err.status, `malformed HTTP request: ${err.message}`);
+          throw err;
         }
-        if (socket.destroyed) return lease.release();
-        const retry = await tunnel(req, socket, head, lease, requestId, fail);
-        if (retry === undefined) return;
-        (exclude ??= new Set()).add(lease.machine.id);
-        if (attempt === MAX_ATTEMPTS) fail(502, retry);
+        c.buf = end === buf.length ? null : buf.subarray(end);
+        c.scanned = 0;
+        c.headSince = 0;
+        const ex = new Exchange(c, head);
+        c.ex = ex;
+        ex.start();
       }
-    })();
-  });
-
-  function tunnel(req: IncomingMessage, socket: Socket, head: Buffer, lease: Lease, requestId: string, fail: (s: number, m: string) => void): Promise<string | undefined> {
-    return new Promise((resolve) => {
-      let done = false;
-      const finish = (retry?: string) => {
-        if (done) return;
-        done = true;
-        lease.release();
-        resolve(retry);
-      };
-      const preq = request({
-        host: '127.0.0.1',
-        port: lease.port,
-        method: req.method,
-        path: req.url,
-        headers: upstreamHeaders(req, { requestId, clientIp: req.socket.remoteAddress ?? '', port: listenPort, upgrade: true }),
-        agent: false,
-        setHost: false,
-      });
-      preq.once('upgrade', (pres: IncomingMessage, psock: Socket, phead: Buffer) => {
-        let headText = `HTTP/1.1 ${pres.statusCode} ${pres.statusMessage}\r\n`;
-        const raw = pres.rawHeaders;
-        for (let i = 0; i < raw.length; i += 2) headText += `${raw[i]}: ${raw[i + 1]}\r\n`;
-        headText += `Fly-Request-Id: ${requestId}\r\n\r\n`;
-        // Websockets are often quiet for long stretches; only a close ends them.
-        socket.setTimeout(0);
-        socket.setNoDelay(true);
-        psock.setNoDelay(true);
-        socket.write(headText);
-        if (phead.length) socket.write(phead);
-        if (head.length) psock.write(head);
-        psock.pipe(socket);
-        socket.pipe(psock);
-        const close = () => {
-          socket.destroy();
-          psock.destroy();
-          finish();
-        };
-        psock.once('close', close);
-        socket.once('close', close);
-        psock.on('error', close);
-        // No half-open tunnels (as nginx): one side's FIN is passed on, then
-        // both are closed once it is flushed.
-        psock.once('end', () => socket.end(close));
-        socket.once('end', () => psock.end(close));
-      });
-      preq.once('response', (pres: IncomingMessage) => {
-        // The machine declined the upgrade: relay its plain answer.
-        let headText = `HTTP/1.1 ${pres.statusCode} ${pres.statusMessage}\r\n`;
-        const raw = downstreamHeaders(pres.rawHeaders, requestId);
-        for (let i = 0; i < raw.length; i += 2) headText += `${raw[i]}: ${raw[i + 1]}\r\n`;
-        headText += 'Connection: close\r\n\r\n';
-        socket.write(headText);
-        pres.pipe(socket);
-        pres.once('end', () => finish());
-        socket.once('close', () => {
-          pres.destroy();
-          finish();
-        });
-      });
-      preq.once('error', (err: NodeJS.ErrnoException) => {
-        const code = err.code ?? '';
-        const where = `machine ${lease.machine.id} (port ${lease.service.internal_port})`;
-        if (NEVER_SENT.has(code)) {
-          pool.suspect(lease);
-          return finish(`${where} refused the connection (${code})`);
-        }
-        fail(502, `${where} failed before completing the upgrade: ${code || err.message}`);
-        finish();
-      });
-      socket.once('close', () => {
-        if (!done) preq.destroy();
-      });
-      preq.end();
-    });
+    } finally {
+      c.parsing = false;
+    }
   }
 
-  // --- malformed, oversized and stalled requests ------------------------------
-
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-    if (!socket.writable || err.code === 'ECONNRESET') {
-      socket.destroy();
+  /** An exchange ended (answered or failed) with the client connection still usable or not. */
+  function afterExchange(c: Client, reuse: boolean): void {
+    c.ex = null;
+    if (!reuse || c.ended) {
+      closeClient(c);
       return;
     }
-    let r;
-    if (err.code === 'HPE_HEADER_OVERFLOW') {
-      r = textResponse(431, `request headers are larger than the ${options.maxHeaderSize ?? 16 * 1024} bytes this proxy accepts; send fewer or smaller headers (cookies)`);
-    } else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-      r = textResponse(408, `the request headers did not arrive within ${headersTimeoutMs / 1000}s`);
-    } else {
-      r = textResponse(400, `malformed HTTP request (${err.code ?? 'parse error'})`);
+    c.resume();
+    c.headSince = c.buf ? Date.now() : 0;
+    parseHeads(c);
+  }
+
+  /** One request on a client connection, and its machine connection. */
+  class Exchange implements UpstreamOwner, ActiveExchange {
+    phase = ACQUIRE;
+    readonly requestId = newRequestId();
+    readonly bodyless: boolean;
+    app = '';
+    lease: Lease | null = null;
+    /** Machine of the latest attempt: a retry that needs another one excludes it. */
+    lastMachine = '';
+    /** A 1xx answer was relayed: the request can no longer be sent elsewhere. */
+    interim = false;
+    up: Upstream | null = null;
+    upHead = '';
+    attempt = 0;
+    exclude: Set<string> | undefined;
+    lastFailure: string | undefined;
+    since = 0;
+    // Request body.
+    reqLeft: number;
+    reqChunks: ChunkedReader | null;
+    reqDone: boolean;
+    bodyStarted = false;
+    streaming = false;
+    // Response.
+    resBuf: Buffer | null = null;
+    res: ResponseHead | null = null;
+    mode = NONE;
+    resLeft = 0;
+    resChunks: ChunkedReader | null = null;
+    decode = false;
+    closeAfter = false;
+
+    constructor(
+      readonly c: Client,
+      readonly head: RequestHead,
+    ) {
+      this.reqChunks = head.chunked ? new ChunkedReader(400) : null;
+      this.reqLeft = head.contentLength > 0 ? head.contentLength : 0;
+      this.bodyless = !head.chunked && this.reqLeft === 0;
+      this.reqDone = this.bodyless || head.upgrade !== undefined;
+      this.closeAfter = head.close || head.minor === 0;
     }
-    socket.end(r.head + r.body);
+
+    start(): void {
+      const app = appFromHost(this.head.host, domain);
+      if (!app) {
+        this.fail(404, `no app is served at host "${this.head.host ?? ''}": use http://<app>.${domain}:${listenPort}/`);
+        return;
+      }
+      this.upHead = upstreamHead(this.head, { requestId: this.requestId, clientIp: this.c.ip, port: listenPort });
+      this.acquire(app);
+    }
+
+    acquire(app: string): void {
+      this.attempt++;
+      this.phase = ACQUIRE;
+      pool.acquire(app, this.exclude, this.exclude ? RETRY_WAIT_MS : Infinity).then(
+        (lease) => this.onLease(lease, app),
+        (err: unknown) => {
+          if (this.phase === DONE) return;
+          const { status, message } = errorStatus(err);
+          // Having tried a machine already, its failure is the better answer.
+          if (this.lastFailure && status === 503) this.fail(502, this.lastFailure);
+          else this.fail(status, message);
+        },
+      );
+    }
+
+    onLease(lease: Lease, app: string): void {
+      if (this.phase === DONE) {
+        lease.release();
+        return;
+      }
+      this.lease = lease;
+      this.app = app;
+      this.lastMachine = lease.machine.id;
+      this.phase = CONNECT;
+      this.since = Date.now();
+      this.c.lastActive = this.since;
+      // Upgrades get a connection of their own; it becomes the tunnel.
+      const up = this.head.upgrade !== undefined ? upstreams.fresh(lease.port, this) : upstreams.get(lease.port, this);
+      this.up = up;
+      // Nothing is sent before the connection is up, so a refused
+      // connection leaves the request (body included) for another machine.
+      if (up.connected) this.send();
+    }
+
+    onUpConnect(): void {
+      if (this.phase === CONNECT) this.send();
+    }
+
+    send(): void {
+      const up = this.up!;
+      const sock = up.sock;
+      this.phase = WAIT;
+      this.since = Date.now();
+      const c = this.c;
+      if (this.reqDone) {
+        sock.write(this.upHead, 'latin1');
+        return;
+      }
+      this.bodyStarted = true;
+      this.streaming = true;
+      sock.cork();
+      sock.write(this.upHead, 'latin1');
+      const buf = c.buf;
+      if (buf) {
+        c.buf = null;
+        c.scanned = 0;
+        this.body(buf);
+      }
+      sock.uncork();
+      // Body bytes were held (reading paused past HOLD_BYTES) until now.
+      if (this.streaming && !sock.writableNeedDrain) c.resume();
+    }
+
+    /** Request body bytes from the client (possibly followed by a pipelined request). */
+    body(buf: Buffer): void {
+      let used: number;
+      try {
+        if (this.reqChunks) used = this.reqChunks.feed(buf, 0, buf.length);
+        else used = Math.min(this.reqLeft, buf.length);
+      } catch (err) {
+        if (!(err instanceof HttpError)) throw err;
+        // Bytes before the bad framing went to the machine; that request is
+        // cut, so no part of what follows can be read as another one.
+        this.abortUp();
+        if (this.phase === BODY) this.destroy();
+        else this.fail(400, `malformed HTTP request: ${err.message}`, true);
+        return;
+      }
+      if (this.reqChunks === null) this.reqLeft -= used;
+      const done = this.reqChunks ? this.reqChunks.done : this.reqLeft === 0;
+      if (used > 0 && this.up) {
+        if (!this.up.sock.write(used === buf.length ? buf : buf.subarray(0, used))) this.c.pause();
+      }
+      if (used < buf.length) {
+        // The next (pipelined) request: held until this exchange is over.
+        this.c.buf = buf.subarray(used);
+        this.c.scanned = 0;
+      }
+      if (done) {
+        this.reqDone = true;
+        this.streaming = false;
+        if (this.phase === DONE) return;
+        if (this.resDone) this.finish();
+      }
+    }
+
+    onUpDrain(): void {
+      if (this.streaming || this.phase === TUNNEL) this.c.resume();
+    }
+
+    onClientDrain(): void {
+      this.up?.sock.resume();
+    }
+
+    onUpData(chunk: Buffer): void {
+      this.c.lastActive = Date.now();
+      switch (this.phase) {
+        case BODY:
+          this.resBody(chunk);
+          return;
+        case TUNNEL:
+          if (!this.c.sock.write(chunk)) this.up?.sock.pause();
+          return;
+        case WAIT:
+          this.resHead(chunk);
+          return;
+        default:
+          this.abortUp();
+      }
+    }
+
+    resHead(chunk: Buffer): void {
+      let buf = this.resBuf ? Buffer.concat([this.resBuf, chunk]) : chunk;
+      const c = this.c;
+      for (;;) {
+        const end = headEnd(buf, this.resBuf ? this.resBuf.length : 0);
+        if (end < 0) {
+          if (buf.length > MAX_RESPONSE_HEAD) return this.badResponse('a response head larger than 64 KiB');
+          this.resBuf = buf;
+          return;
+        }
+        this.resBuf = null;
+        let res: ResponseHead;
+        try {
+          res = parseResponseHead(buf, 0, end);
+        } catch (err) {
+          if (err instanceof HttpError) return this.badResponse(err.message);
+          throw err;
+        }
+        const rest = end === buf.length ? null : buf.subarray(end);
+        if (res.status === 101) {
+          if (this.head.upgrade === undefined) return this.badResponse('101 Switching Protocols without an Upgrade request');
+          return this.tunnel(res, rest);
+        }
+        if (res.status < 200) {
+          // Interim answers (100 Continue, 103) are passed on; the final one follows.
+          if (this.head.minor === 1) c.sock.write(interimHead(res, undefined), 'latin1');
+          this.interim = true;
+          if (!rest) return;
+          buf = rest;
+          continue;
+        }
+        this.res = res;
+        const m = this.head.method;
+        if (m === 'HEAD' || res.status === 204 || res.status === 304) this.mode = NONE;
+        else if (res.chunked) this.mode = CHUNKED;
+        else if (res.transferEncoding || res.contentLength < 0) this.mode = CLOSE;
+        else if (res.contentLength === 0) this.mode = NONE;
+        else this.mode = LENGTH;
+        // A declined upgrade is relayed and the connection then closed (the
+        // client may already be sending the other protocol).
+        if (this.mode === CLOSE || this.head.upgrade !== undefined) this.closeAfter = true;
+        let framing = '';
+        if (this.mode === CHUNKED) {
+          if (this.head.minor === 0) {
+            this.decode = true;
+            this.closeAfter = true;
+          } else framing = 'Transfer-Encoding: chunked\r\n';
+        }
+        if (this.mode === LENGTH) this.resLeft = res.contentLength;
+        if (this.mode === CHUNKED) this.resChunks = new ChunkedReader(502);
+        framing += this.closeAfter || c.ended ? 'Connection: close\r\n' : keepAliveHeader;
+        this.phase = BODY;
+        const text = downstreamHead(res, this.requestId, framing);
+        if (rest === null || this.mode === NONE) {
+          c.sock.write(text, 'latin1');
+          if (this.mode === NONE) {
+            if (rest) this.tainted = true;
+            this.resDone = true;
+            if (this.reqDone) this.finish();
+          }
+          return;
+        }
+        c.sock.cork();
+        c.sock.write(text, 'latin1');
+        this.resBody(rest);
+        c.sock.uncork();
+        return;
+      }
+    }
+
+    /** The machine connection cannot be reused (extra bytes, close framing). */
+    tainted = false;
+    resDone = false;
+
+    resBody(buf: Buffer): void {
+      const sock = this.c.sock;
+      let ok = true;
+      switch (this.mode) {
+        case LENGTH: {
+          const n = Math.min(this.resLeft, buf.length);
+          if (n < buf.length) this.tainted = true;
+          ok = sock.write(n === buf.length ? buf : buf.subarray(0, n));
+          this.resLeft -= n;
+          if (this.resLeft === 0) this.resDone = true;
+          break;
+        }
+        case CHUNKED: {
+          let used: number;
+          try {
+            used = this.decode
+              ? this.resChunks!.feed(buf, 0, buf.length, (d) => {
+                  ok = sock.write(d) && ok;
+                })
+              : this.resChunks!.feed(buf, 0, buf.length);
+          } catch {
+            // The client already has the status line: all that is left is to cut it.
+            this.destroy();
+            return;
+          }
+          if (!this.decode && used > 0) ok = sock.write(used === buf.length ? buf : buf.subarray(0, used));
+          if (used < buf.length) this.tainted = true;
+          if (this.resChunks!.done) this.resDone = true;
+          break;
+        }
+        case CLOSE:
+          ok = sock.write(buf);
+          break;
+        default:
+          this.tainted = true;
+      }
+      if (!ok) this.up?.sock.pause();
+      if (this.resDone) {
+        if (this.reqDone) this.finish();
+        // Else the machine answered before the whole request body arrived:
+        // keep forwarding it; finish() runs when it is complete.
+      }
+    }
+
+    /** The exchange is complete: the machine connection goes back to the pool. */
+    finish(): void {
+      if (this.phase === DONE) return;
+      this.phase = DONE;
+      const up = this.up;
+      this.up = null;
+      if (up) {
+        if (!this.tainted && this.res?.keepAlive && this.mode !== CLOSE) {
+          up.sock.resume();
+          upstreams.put(up);
+        } else up.destroy();
+      }
+      this.release();
+      afterExchange(this.c, !this.closeAfter);
+    }
+
+    release(): void {
+      const l = this.lease;
+      this.lease = null;
+      l?.release();
+    }
+
+    abortUp(): void {
+      const up = this.up;
+      this.up = null;
+      up?.destroy();
+    }
+
+    /** Cuts both connections (a failure after the client got the status line). */
+    destroy(): void {
+      if (this.phase === DONE) return;
+      this.phase = DONE;
+      this.abortUp();
+      this.release();
+      this.c.sock.destroy();
+    }
+
+    /** Answers with an error before any of the machine's answer reached the client. */
+    fail(status: number, message: string, forceClose = false): void {
+      if (this.phase === DONE) return;
+      this.phase = DONE;
+      this.abortUp();
+      this.release();
+      const c = this.c;
+      // The connection stays usable only if the request was fully read.
+      const keep = !forceClose && this.reqDone && !this.bodyStarted && this.bodyless && !this.closeAfter && !c.ended && this.head.upgrade === undefined;
+      const body = message.endsWith('\n') ? message : message + '\n';
+      if (!c.sock.destroyed) c.sock.write(errorHead(status, body, this.requestId, !keep) + body);
+      afterExchange(c, keep);
+    }
+
+    badResponse(why: string): void {
+      const where = this.where();
+      this.abortUp();
+      this.fail(502, `${where} sent an invalid response: ${why}`);
+    }
+
+    where(): string {
+      const l = this.lease;
+      return l ? `machine ${l.machine.id} (port ${l.service.internal_port})` : 'the machine';
+    }
+
+    onUpEnd(): void {
+      if (this.phase === BODY && this.mode === CLOSE) {
+        this.resDone = true;
+        this.tainted = true;
+        if (this.reqDone) this.finish();
+        else {
+          this.closeAfter = true;
+          this.finish();
+        }
+        return;
+      }
+      if (this.phase === TUNNEL) {
+        // No half-open tunnels (as nginx): the FIN is passed on, then both close.
+        this.c.sock.end(() => this.destroy());
+        return;
+      }
+      this.upFailed('ECONNRESET', 'closed the connection');
+    }
+
+    onUpError(err: NodeJS.ErrnoException): void {
+      this.upFailed(err.code ?? '', err.message);
+    }
+
+    onUpClose(): void {
+      if (this.phase === TUNNEL) {
+        if (!this.c.sock.writableEnded) this.c.sock.end(() => this.destroy());
+        return;
+      }
+      this.upFailed('ECONNRESET', 'closed the connection');
+    }
+
+    upFailed(code: string, message: string): void {
+      if (this.phase === DONE) return;
+      const up = this.up;
+      this.up = null;
+      up?.destroy();
+      if (this.phase === BODY || this.phase === TUNNEL) {
+        // A machine dying mid-body must not leave the client waiting.
+        this.destroy();
+        return;
+      }
+      const lease = this.lease!;
+      const where = this.where();
+      const upgrade = this.head.upgrade !== undefined;
+      if (NEVER_SENT.has(code)) {
+        pool.suspect(lease);
+        if (!this.bodyStarted) return this.retry(`${where} refused the connection (${code})`, false);
+      }
+      // A bodyless idempotent request the machine dropped without a byte of
+      // answer is safe to send again. On a pooled connection that is the
+      // keep-alive race (the machine closed it as we reused it): a fresh
+      // connection to the same machine is fine.
+      if (!upgrade && RESET.has(code) && this.bodyless && IDEMPOTENT.has(this.head.method) && this.resBuf === null && !this.interim) {
+        return this.retry(`${where} closed the connection without answering (${code})`, up?.reused ?? false);
+      }
+      this.fail(502, upgrade ? `${where} failed before completing the upgrade: ${code || message}` : `${where} failed before answering: ${code || message}`);
+    }
+
+    retry(reason: string, sameMachineOk: boolean): void {
+      this.release();
+      this.lastFailure = reason;
+      if (this.attempt >= MAX_ATTEMPTS) return this.fail(502, reason);
+      if (!sameMachineOk) (this.exclude ??= new Set()).add(this.lastMachine);
+      this.acquire(this.app);
+    }
+
+    tunnel(res: ResponseHead, rest: Buffer | null): void {
+      const c = this.c;
+      const up = this.up!;
+      this.phase = TUNNEL;
+      // Websockets are often quiet for long stretches; only a close ends them.
+      c.sock.cork();
+      c.sock.write(interimHead(res, this.requestId), 'latin1');
+      if (rest) c.sock.write(rest);
+      c.sock.uncork();
+      if (c.buf) {
+        up.sock.write(c.buf);
+        c.buf = null;
+      }
+      c.resume();
+    }
+
+    /** Client bytes while this exchange runs. */
+    onClientData(chunk: Buffer): void {
+      if (this.phase === TUNNEL) {
+        if (!this.up?.sock.write(chunk)) this.c.pause();
+        return;
+      }
+      if (this.streaming) {
+        this.body(chunk);
+        return;
+      }
+      // Not forwarding yet (or a pipelined request): hold, within limits.
+      const c = this.c;
+      c.buf = c.buf ? Buffer.concat([c.buf, chunk]) : chunk;
+      if (c.buf.length > HOLD_BYTES) c.pause();
+    }
+
+    /** The client sent FIN. */
+    onClientEnd(): void {
+      if (this.phase === TUNNEL) {
+        this.up?.sock.end(() => this.destroy());
+        return;
+      }
+      // A request body cut short cannot be answered.
+      if (!this.reqDone) this.destroy();
+    }
+
+    /** The client connection closed: abandon the machine request. */
+    onClientClose(): void {
+      if (this.phase === DONE) return;
+      this.phase = DONE;
+      this.abortUp();
+      this.release();
+    }
+
+    /** Timeouts, from the sweep. */
+    check(now: number): void {
+      if (this.phase === WAIT || this.phase === CONNECT) {
+        if (now - this.since > responseTimeoutMs) {
+          this.abortUp();
+          this.fail(504, `${this.where()} sent no response within ${responseTimeoutMs / 1000}s`);
+          return;
+        }
+        // Waiting on the machine with the request complete is not idleness.
+        if (this.reqDone) return;
+      }
+      if (this.phase === ACQUIRE || this.phase === TUNNEL) return;
+      if (now - this.c.lastActive > idleTimeoutMs) this.destroy();
+    }
+  }
+
+  const server = createServer({ allowHalfOpen: true, noDelay: true }, (sock: Socket) => {
+    const c = new Client(sock);
+    clients.add(c);
+    c.headSince = c.lastActive;
+    sock.on('data', (chunk: Buffer) => {
+      c.lastActive = Date.now();
+      if (c.closing) return;
+      c.fresh = false;
+      if (c.ex) {
+        c.ex.onClientData(chunk);
+        return;
+      }
+      if (c.headSince === 0) c.headSince = c.lastActive;
+      c.buf = c.buf ? Buffer.concat([c.buf, chunk]) : chunk;
+      parseHeads(c);
+    });
+    sock.on('drain', () => c.ex?.onClientDrain());
+    sock.on('end', () => {
+      c.ended = true;
+      if (c.closing) sock.destroy();
+      else if (c.ex) c.ex.onClientEnd();
+      else sock.end();
+    });
+    sock.on('error', () => sock.destroy());
+    sock.on('close', () => {
+      clients.delete(c);
+      c.ex?.onClientClose();
+      c.ex = null;
+    });
   });
+
+  // One timer for every timeout: header, idle, keep-alive, response.
+  const tick = Math.max(10, Math.min(1_000, Math.floor(Math.min(headersTimeoutMs, idleTimeoutMs, keepAliveTimeoutMs, responseTimeoutMs) / 4)));
+  const sweeper = setInterval(() => {
+    const now = Date.now();
+    for (const c of clients) {
+      if (c.closing) {
+        if (now - c.closing > LINGER_MS) c.sock.destroy();
+        continue;
+      }
+      if (c.ex) {
+        c.ex.check(now);
+        continue;
+      }
+      if (c.headSince !== 0) {
+        if (now - c.headSince > headersTimeoutMs) {
+          if (c.fresh) c.sock.destroy();
+          else reject(c, 408, `the request headers did not arrive within ${headersTimeoutMs / 1000}s`);
+        }
+      } else if (now - c.lastActive > keepAliveTimeoutMs) c.sock.destroy();
+    }
+    upstreams.sweep(now);
+  }, tick);
+  sweeper.unref();
 
   let closing: Promise<void> | undefined;
   return {
@@ -415,11 +806,12 @@ export function createProxy(options: ProxyOptions): Proxy {
     },
     close() {
       closing ??= new Promise<void>((resolve) => {
+        clearInterval(sweeper);
         pool.close();
         health.close();
         server.close(() => resolve());
-        server.closeAllConnections();
-        for (const a of agents.values()) a.destroy();
+        for (const c of clients) c.sock.destroy();
+        upstreams.close();
       });
       return closing;
     },
