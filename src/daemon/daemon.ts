@@ -94,7 +94,12 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   });
   // Secrets restart and volumes ask about machines, which are built below.
   const secrets: Secrets = new Secrets({ store, dataDir: options.dataDir, log, restartApp: (app) => restartStartedMachines(machines)(app) });
-  const volumes = new Volumes({ store, dataDir: options.dataDir, log, machineState: (id) => records.get(id)?.state });
+  const volumes: Volumes = new Volumes({
+    store, dataDir: options.dataDir, log, machineState: (id) => records.get(id)?.state,
+    // Live snapshots/forks and online extend go through the machine's VM.
+    quiesce: (id, v): Promise<() => Promise<void>> => machines.holdVolume(id, v.imagePath, v.holdMs),
+    growOnline: (id, v, bytes): Promise<boolean> => machines.growVolume(id, v.imagePath, bytes),
+  });
   secretsRoutes(router, accounts, secrets);
   volumesRoutes(router, accounts, volumes);
   const mounts: Mount[] = [];

@@ -63,6 +63,18 @@ export function createGuestRunner(driver: VmDriver): GuestRunner {
       },
       detach: () => h.detach(),
       exited: h.waitExit().then(toGuestExit),
+      async growVolume(imagePath, bytes) {
+        await h.growVolume(imagePath, bytes);
+      },
+      async holdVolume(imagePath, holdMs) {
+        const hold = await h.holdVolume(imagePath, holdMs);
+        return async () => {
+          const { consistent } = await hold.release();
+          if (!consistent) {
+            throw new HangarError('VOLUME_HOLD_LOST', 'the guest thawed the volume before the copy was complete (it was held too long, or the connection to the guest dropped); try again', { status: 409 });
+          }
+        };
+      },
     };
   }
 

@@ -138,6 +138,28 @@ export class MachineManager {
     return a.guest.exec(argv, timeoutMs);
   }
 
+  /**
+   * Grow a volume of a started machine online. False when the machine has
+   * no running guest here that can do it (the volume grows at its next boot).
+   */
+  async growVolume(id: string, imagePath: string, bytes: number): Promise<boolean> {
+    const a = this.active.get(id);
+    if (!a?.guest.growVolume || this.o.records.get(id)?.state !== 'started') return false;
+    await a.guest.growVolume(imagePath, bytes);
+    return true;
+  }
+
+  /** Hold a running machine's volume still for a copy (volumes' quiesce hook). */
+  async holdVolume(id: string, imagePath: string, holdMs: number): Promise<() => Promise<void>> {
+    const a = this.active.get(id);
+    if (!a?.guest.holdVolume) {
+      // Between attach and the VM coming up, or on its way down: nothing to
+      // hold yet, and the image may change under a copy.
+      throw new HangarError('CONFLICT', `machine ${id} is ${this.o.records.get(id)?.state ?? 'gone'} and its VM is not up; try again in a moment`, { status: 409 });
+    }
+    return a.guest.holdVolume(imagePath, holdMs);
+  }
+
   destroy(app: string, id: string, force: boolean): Promise<void> {
     const m = this.get(app, id);
     return this.serial(m.id, async () => {

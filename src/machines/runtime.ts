@@ -96,6 +96,13 @@ export interface RunningGuest {
   exited: Promise<GuestExit>;
   /** Stop watching the guest but leave it running (daemon shutdown). */
   detach(): void;
+  /** Grow a mounted volume online (its image file is already `bytes` long). */
+  growVolume?(imagePath: string, bytes: number): Promise<void>;
+  /**
+   * Hold a mounted volume still so its image can be copied; resolves to the
+   * release, which rejects when the hold did not last (a copy may be torn).
+   */
+  holdVolume?(imagePath: string, holdMs: number): Promise<() => Promise<void>>;
 }
 
 export interface GuestRunner {

@@ -10,8 +10,9 @@ import { field, RecordDecoder, type GuestRecord } from './records.js';
 import { FILES, isSameProcess, socketPath, writeJsonAtomic, type VmMeta } from './state.js';
 import { FileTail } from './tail.js';
 import { removeSnapshotTemps } from './scratch.js';
+import { growVolume, holdVolume } from './volume-ops.js';
 import type {
-  Accel, ExecResult, ForwardedPort, LogStream, VmExit, VmHandle, VmHandleEvents, VmStatus,
+  Accel, ExecResult, ForwardedPort, LogStream, VmExit, VmHandle, VmHandleEvents, VmStatus, VolumeHold,
 } from './types.js';
 
 const STREAMS: Record<string, LogStream> = { o: 'stdout', e: 'stderr', i: 'init' };
@@ -285,6 +286,16 @@ export class QemuVmHandle extends EventEmitter<VmHandleEvents> implements VmHand
       if (this.exitInfo) return { state: 'stopped', pid: null };
       return { state: this.started ? 'running' : 'booting', pid: this.pid };
     }
+  }
+
+  growVolume(hostPath: string, bytes: number): Promise<{ fsBytes: number }> {
+    if (this.exitInfo) return Promise.reject(new HangarError('VM_STOPPED', 'the VM is not running', { status: 409 }));
+    return growVolume({ ctl: this.ctl, qmp: this.qmp }, hostPath, bytes);
+  }
+
+  holdVolume(hostPath: string, holdMs?: number): Promise<VolumeHold> {
+    if (this.exitInfo) return Promise.reject(new HangarError('VM_STOPPED', 'the VM is not running', { status: 409 }));
+    return holdVolume({ ctl: this.ctl, qmp: this.qmp }, hostPath, holdMs);
   }
 
   async kill(): Promise<VmExit> {

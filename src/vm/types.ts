@@ -83,6 +83,10 @@ export interface VmSpec {
   kernelArgs?: string[];
   /** how long qemu may take to come up (not the guest boot), default 15000 */
   startTimeoutMs?: number;
+  /** launches tried when the guest kernel hangs before the init runs, default 3 */
+  bootAttempts?: number;
+  /** how long the kernel may take to hand over to the init before a launch counts as hung, default 45000 ($HANGAR_VM_KERNEL_TIMEOUT_S) */
+  kernelTimeoutMs?: number;
   /** kill the VM (reason "crashed") if the init has not started the app by then; default 300000 (TCG on a busy host is slow) */
   bootTimeoutMs?: number;
   /**
@@ -182,6 +186,26 @@ export interface VmHandle extends EventEmitter<VmHandleEvents> {
   dispose(): Promise<void>;
   /** release watchers and sockets but leave the VM running (daemon shutdown) */
   detach(): void;
+  /**
+   * Grow an attached volume while the VM runs: qemu learns the new size of
+   * the image at hostPath (already grown on the host), then the guest grows
+   * its mounted ext4. Resolves with the filesystem's new size.
+   */
+  growVolume(hostPath: string, bytes: number): Promise<{ fsBytes: number }>;
+  /**
+   * Hold the volume at hostPath still for a copy: its filesystem frozen in
+   * the guest (or, failing that, the VM paused). Call release() when done;
+   * the guest thaws by itself after holdMs or if this host goes away.
+   */
+  holdVolume(hostPath: string, holdMs?: number): Promise<VolumeHold>;
+}
+
+/** See VmHandle.holdVolume. */
+export interface VolumeHold {
+  /** freeze: the guest's ext4 is frozen (clean on disk); pause: the whole VM is stopped (crash-consistent) */
+  mode: 'freeze' | 'pause';
+  /** consistent: false when the hold ended early (a copy made meanwhile may be torn) */
+  release(): Promise<{ consistent: boolean }>;
 }
 
 export type Accel = 'kvm' | 'tcg';

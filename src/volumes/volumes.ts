@@ -6,7 +6,7 @@ import { HangarError, badRequest, conflict, notFound } from '../shared/errors.js
 import { newId, nowIso } from '../shared/ids.js';
 import type { GuestMount, MachineConfig } from '../machines/index.js';
 import { volumesMigrations } from './schema.js';
-import { allocatedBytes, copyImage, geometry, growFile, growOffline, growOfflineSync, makeFilesystem } from './images.js';
+import { GIB, allocatedBytes, copyImage, geometry, growFile, growOffline, growOfflineSync, makeFilesystem } from './images.js';
 import { DEFAULT_SIZE_GB, DEFAULT_SNAPSHOT_RETENTION_DAYS, MAX_SIZE_GB, VOLUME_NAME, mountPathProblem, normaliseMountPath } from './validate.js';
 
 export interface VolumeRecord {
@@ -54,11 +54,18 @@ export interface VolumesOptions {
    */
   machineState?(machineId: string): string | undefined;
   /**
-   * Pause a running machine so its volume image is consistent while it is
-   * copied; resolves to the function that resumes it. Without it, snapshots
-   * and forks of a volume in use by a running machine are refused.
+   * Hold a running machine's volume still (freeze its filesystem in the
+   * guest) so its image is consistent while it is copied; resolves to the
+   * release, which must reject when the hold did not last. Without it,
+   * snapshots and forks of a volume in use by a running machine are refused.
    */
-  quiesce?(machineId: string): Promise<() => Promise<void>>;
+  quiesce?(machineId: string, volume: { id: string; imagePath: string; holdMs: number }): Promise<() => Promise<void>>;
+  /**
+   * Grow a running machine's mounted volume online (the image file already
+   * has the new size). Resolves false when that machine cannot do it now;
+   * then, as on a failure, the filesystem grows at the machine's next boot.
+   */
+  growOnline?(machineId: string, volume: { id: string; imagePath: string }, bytes: number): Promise<boolean>;
 }
 
 const RUNNING = new Set(['starting', 'started', 'stopping', 'replacing']);
@@ -194,9 +201,9 @@ export class Volumes {
 
   /**
    * Grow a volume. Unused: the image and its ext4 now (resize2fs). In use by
-   * a running machine: the image now, the filesystem at the machine's next
-   * boot (`needs_restart`), because the running guest's block device keeps
-   * its size until qemu re-reads it.
+   * a running machine: the image now, then online through the machine (qemu
+   * block_resize, ext4 online resize in the guest); if that cannot be done,
+   * the filesystem grows at the machine's next boot (`needs_restart`).
    */
   async extend(app: string, idOrName: string, sizeGb: number): Promise<{ volume: VolumeRecord; needs_restart: boolean }> {
     const v = this.get(app, idOrName);
@@ -207,12 +214,15 @@ export class Volumes {
     return this.withBusy(v.id, 'extending', async () => {
       const cur = this.get(app, v.id);
       const running = this.isRunning(cur.attached_machine_id);
-      if (running) await growFile(this.imagePath(v.id), sizeGb);
-      else await growOffline(this.imagePath(v.id), sizeGb);
+      let pending = false;
+      if (running) {
+        await growFile(this.imagePath(v.id), sizeGb);
+        pending = !(await this.growOnline(cur, sizeGb));
+      } else await growOffline(this.imagePath(v.id), sizeGb);
       this.db
         .prepare('UPDATE volumes SET size_gb = ?, fs_size_gb = ?, updated_at = ? WHERE id = ?')
-        .run(sizeGb, running ? cur.fs_size_gb : sizeGb, nowIso(), v.id);
-      return { volume: this.get(app, v.id), needs_restart: running };
+        .run(sizeGb, pending ? cur.fs_size_gb : sizeGb, nowIso(), v.id);
+      return { volume: this.get(app, v.id), needs_restart: pending };
     });
   }
 
@@ -415,22 +425,46 @@ export class Volumes {
     }
   }
 
-  /** Copy a volume image; a running holder is paused for the copy (or refused). */
+  /** The online half of extend; false when the filesystem must wait for the next boot. */
+  private async growOnline(v: VolumeRecord, sizeGb: number): Promise<boolean> {
+    if (!this.o.growOnline) return false;
+    try {
+      return await this.o.growOnline(v.attached_machine_id!, { id: v.id, imagePath: this.imagePath(v.id) }, sizeGb * GIB);
+    } catch (err) {
+      this.o.log.warn('online volume extend failed; the filesystem grows at the next boot', { app: v.app, volume: v.id, machine: v.attached_machine_id, error: err instanceof Error ? err.message : String(err) });
+      return false;
+    }
+  }
+
+  /** Copy a volume image; a running holder's filesystem is frozen for the copy (or it is refused). */
   private async consistentCopy(v: VolumeRecord, to: string): Promise<void> {
-    let resume: (() => Promise<void>) | undefined;
+    let release: (() => Promise<void>) | undefined;
+    const from = this.imagePath(v.id);
     if (this.isRunning(v.attached_machine_id)) {
       if (!this.o.quiesce) {
         throw conflict(
           `volume ${v.id} is in use by running machine ${v.attached_machine_id}; a copy taken now could be torn. Stop the machine (hangar machine stop ${v.attached_machine_id} -a ${v.app}) and try again`,
         );
       }
-      resume = await this.o.quiesce(v.attached_machine_id!);
+      // Writers wait while the copy runs: hold long enough for a plain
+      // (non-reflink) copy of what is allocated, at a pessimistic 20 MB/s.
+      const holdMs = Math.min(600_000, 60_000 + Math.ceil(allocatedBytes(from) / 20e6) * 1000);
+      release = await this.o.quiesce(v.attached_machine_id!, { id: v.id, imagePath: from, holdMs });
     }
+    let failed = false;
     try {
-      await copyImage(this.imagePath(v.id), to);
+      await copyImage(from, to);
       chmodSync(to, 0o600);
+    } catch (err) {
+      failed = true;
+      throw err;
     } finally {
-      await resume?.();
+      // Always release; its error (the hold did not last) fails the copy.
+      if (release) {
+        const p = release();
+        if (failed) await p.catch(() => {});
+        else await p;
+      }
     }
   }
 

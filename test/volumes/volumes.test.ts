@@ -156,7 +156,7 @@ test('mounting by name picks a free volume of that name; overlapping paths are r
   }
 });
 
-test('extend: offline grows the filesystem now; online grows it at the next attach; shrinking is refused', async () => {
+test('extend: offline grows the filesystem now; in use and no online path: it grows at the next attach; shrinking is refused', async () => {
   const t = setup({ m1: 'stopped' });
   try {
     const v = await t.volumes.create('web', { name: 'data', size_gb: 1 });
@@ -174,7 +174,8 @@ test('extend: offline grows the filesystem now; online grows it at the next atta
     }
     assert.equal(t.volumes.get('web', v.id).size_gb, 2);
 
-    // Attached to a running machine: the file grows, the fs waits for the next boot.
+    // Attached to a running machine that cannot grow it online (no growOnline
+    // hook here): the file grows, the fs waits for the next boot.
     t.volumes.attach('web', 'm1', cfg([{ volume: 'data', path: '/data' }]));
     t.machines.m1 = 'started';
     const online = await t.volumes.extend('web', v.id, 3);

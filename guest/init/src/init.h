@@ -83,4 +83,18 @@ void ctl_send_exit(int code, int sig, int oom, const char *err);
 /* volumes mounted by the init, unmounted before power-off */
 extern char *g_volumes[16];
 extern int g_nvolumes;
+/* the disk serial of each volume (parallel to g_volumes) */
+extern char *g_volume_serials[16];
+int find_disk(const char *serial, char *dev, size_t n); /* main.c: /dev/vdX by virtio serial */
+
+/* control-channel replies (sup.c) */
+struct buf *ctl_outbuf(void);
+void ctl_flush(void);
+
+/* ---- fsops.c: online resize and freeze/thaw of mounted volumes ---- */
+void fsop_request(const char *id, const char *op, const char *serial, long long bytes, long long hold_ms);
+int fsop_reaped(pid_t pid, int status);  /* 1 when pid was an fsop helper */
+long long fsop_timeout(long long now);   /* ms until a frozen volume must be thawed, -1: none */
+void fsop_tick(long long now, int host_gone);
+void fsop_shutdown(void);                /* power-off: thaw everything */
 #endif

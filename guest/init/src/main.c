@@ -142,7 +142,7 @@ static int read_small(const char *path, char *out, size_t n) {
 
 /* virtio-blk disks are found by the serial the host gave them, virtio ports
  * by name: device probe order is not something to rely on. */
-static int find_disk(const char *serial, char *dev, size_t n) {
+int find_disk(const char *serial, char *dev, size_t n) {
   DIR *d = opendir("/sys/block");
   if (!d) return -1;
   struct dirent *e; int found = -1;
@@ -290,6 +290,7 @@ static void mount_volumes(char vols[][64], const struct user *u) {
     if (mount(vols[i], path, "ext4", MS_NOATIME, NULL) != 0) fail(EXIT_SETUP, "volume", "cannot mount volume %s on %s: %s", cfg.mount_dev.v[i], path, strerror(errno));
     /* Fly hands a fresh volume to the app user. */
     if (lstat(path, &st) == 0 && st.st_uid == 0 && u->uid != 0) chown(path, u->uid, u->gid);
+    g_volume_serials[g_nvolumes] = cfg.mount_dev.v[i];
     g_volumes[g_nvolumes++] = strdup(path);
   }
 }

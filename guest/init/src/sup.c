@@ -40,7 +40,9 @@ static long long app_started;
 
 static void set_nonblock(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
 
-static void ctl_flush(void) {
+struct buf *ctl_outbuf(void) { return &ctl_out; }
+
+void ctl_flush(void) {
   if (g_ctl_fd < 0 || ctl_hup || !ctl_out.len) return;
   ssize_t w = write(g_ctl_fd, ctl_out.p, ctl_out.len);
   if (w > 0) buf_drop(&ctl_out, (size_t)w);
@@ -195,12 +197,16 @@ static void handle_request(const char *p, size_t len) {
   size_t pos = 0; struct rec r;
   char id[32] = "0", op[32] = "";
   char *args[256]; int nargs = 0; long long timeout = 0; int sig = 0;
+  char serial[32] = ""; long long bytes = 0, hold_ms = 0;
   while (rec_next(p, len, &pos, &r) == 1) {
     if (rec_is(&r, "id")) snprintf(id, sizeof id, "%.*s", (int)r.vlen, r.val);
     else if (rec_is(&r, "op")) snprintf(op, sizeof op, "%.*s", (int)r.vlen, r.val);
     else if (rec_is(&r, "arg") && nargs < 255) args[nargs++] = rec_dup(&r);
     else if (rec_is(&r, "timeout")) { char *t = rec_dup(&r); timeout = atoll(t); free(t); }
     else if (rec_is(&r, "sig")) { char *t = rec_dup(&r); sig = parse_signal(t); free(t); }
+    else if (rec_is(&r, "serial")) snprintf(serial, sizeof serial, "%.*s", (int)r.vlen, r.val);
+    else if (rec_is(&r, "bytes")) { char *t = rec_dup(&r); bytes = atoll(t); free(t); }
+    else if (rec_is(&r, "hold_ms")) { char *t = rec_dup(&r); hold_ms = atoll(t); free(t); }
   }
   args[nargs] = NULL;
   if (strcmp(op, "status") == 0) {
@@ -218,7 +224,8 @@ static void handle_request(const char *p, size_t len) {
   } else if (strcmp(op, "exec") == 0) {
     if (!nargs) reply_error(id, "exec needs a command");
     else start_exec(id, args, timeout);
-  } else reply_error(id, "unknown op");
+  } else if (strncmp(op, "fs.", 3) == 0) fsop_request(id, op, serial, bytes, hold_ms);
+  else reply_error(id, "unknown op");
   for (int i = 0; i < nargs; i++) free(args[i]);
   ctl_flush();
 }
@@ -326,6 +333,8 @@ void supervise(struct app *a) {
         if (timeout < 0 || left < timeout) timeout = (int)left;
       }
     }
+    long long fz = fsop_timeout(now);
+    if (fz >= 0 && (timeout < 0 || fz < timeout)) timeout = (int)fz;
     if (exited) { long long left = drain_until - now; if (left < 0) left = 0; if (timeout < 0 || left < timeout) timeout = (int)left; }
     /* Opt-in safety net (tests): nobody has watched this VM for too long. */
     if (a->orphan_ms > 0 && ctl_hup && !exited && !orphaned && now - ctl_gone_since >= a->orphan_ms) {
@@ -355,6 +364,7 @@ void supervise(struct app *a) {
         drain_until = now + 500;
         continue;
       }
+      if (fsop_reaped(p, status)) continue;
       for (int i = 0; i < MAX_EXEC; i++) if (jobs[i].used && jobs[i].pid == p) { job_finish(&jobs[i], status); break; }
     }
     if (i_out >= 0 && pf[i_out].revents && so.fd >= 0) stream_read(&so);
@@ -378,6 +388,7 @@ void supervise(struct app *a) {
       } else if (pr >= 0 && !(rv & POLLHUP)) ctl_hup = 0;
       if (!ctl_hup && (rv & POLLOUT)) ctl_flush();
     }
+    fsop_tick(now, ctl_hup);
   }
   if (so.fd >= 0) { stream_read(&so); stream_emit(&so, 1); }
   if (se.fd >= 0) { stream_read(&se); stream_emit(&se, 1); }

@@ -137,6 +137,7 @@ void finish(int code, int sig, int oom, const char *err) {
   ctl_flush_final();
   /* Anything the app left behind goes now; the VM is about to stop. */
   kill(-1, SIGKILL);
+  fsop_shutdown();
   sync();
   for (int i = g_nvolumes - 1; i >= 0; i--) {
     if (umount(g_volumes[i]) != 0) umount2(g_volumes[i], MNT_DETACH);
