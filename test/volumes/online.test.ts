@@ -43,7 +43,7 @@ async function assertRecords(image: string, last: number): Promise<void> {
   for (let i = 0; i <= last; i++) assert.equal(log[i], record(i), `fsync'd record ${i} is in ${image}`);
 }
 
-test('a running machine\'s volume: extend grows it online; live snapshot and fork are consistent while the app keeps writing; the guest thaws by itself', { timeout: 600_000 }, async () => {
+test('a running machine\'s volume: extend grows it online; live snapshot and fork are consistent while the app keeps writing; the guest thaws by itself', { timeout: 600_000 }, async (ctx) => {
   let t = await startTestDaemon();
   const dataDir = t.dataDir;
   try {
@@ -62,7 +62,9 @@ test('a running machine\'s volume: extend grows it online; live snapshot and for
     const [sumBefore, dfBefore] = r.stdout.trim().split('\n');
     assert.ok(Number(dfBefore!.trim().split(/\s+/)[1]) < 1.01 * 1024 * 1024, dfBefore);
 
+    const te = Date.now();
     const ext = await t.api('PUT', `/v1/apps/${APP}/volumes/${vol.id}/extend`, { size_gb: 2 });
+    ctx.diagnostic(`online extend 1 -> 2 GB took ${Date.now() - te} ms`);
     assert.equal(ext.status, 200, JSON.stringify(ext.body));
     assert.equal(ext.body.needs_restart, false);
     assert.equal(ext.body.volume.size_gb, 2);
@@ -92,6 +94,7 @@ test('a running machine\'s volume: extend grows it online; live snapshot and for
     const t0 = Date.now();
     const snap = await t.api('POST', `/v1/apps/${APP}/volumes/${vol.id}/snapshots`);
     const snapMs = Date.now() - t0;
+    ctx.diagnostic(`live snapshot took ${snapMs} ms (records committed before: ${before + 1})`);
     assert.equal(snap.status, 200, JSON.stringify(snap.body));
     const snapImg = t.daemon.volumes.snapshotPath(snap.body.id);
     // Frozen, the guest wrote everything back and checkpointed its journal:
