@@ -10,7 +10,7 @@ import { field, RecordDecoder, type GuestRecord } from './records.js';
 import { FILES, isSameProcess, socketPath, writeJsonAtomic, type VmMeta } from './state.js';
 import { FileTail } from './tail.js';
 import { removeSnapshotTemps } from './scratch.js';
-import { growVolume, holdVolume } from './volume-ops.js';
+import { growVolume, holdVolume, resumeIfPaused } from './volume-ops.js';
 import type {
   Accel, ExecResult, ForwardedPort, LogStream, VmExit, VmHandle, VmHandleEvents, VmStatus, VolumeHold,
 } from './types.js';
@@ -116,6 +116,7 @@ export class QemuVmHandle extends EventEmitter<VmHandleEvents> implements VmHand
       }, () => {});
     });
     opts.child?.once('exit', this.onChildExit);
+    if (!opts.child && this.qmp) void resumeIfPaused(this.qmp).catch(() => {});
     this.qmp?.on('close', () => { if (!this.alive()) this.onQemuGone(); });
     // Listeners attached right after startVm/adoptVm resolve see every line.
     setImmediate(() => {

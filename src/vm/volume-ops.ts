@@ -101,3 +101,14 @@ export async function holdVolume(t: VolumeOpsTarget, hostPath: string, holdMs = 
     },
   };
 }
+
+/**
+ * A daemon that died while holdVolume had the VM paused left it stopped;
+ * Hangar pauses VMs for nothing else, so an adopted paused VM is resumed.
+ */
+export async function resumeIfPaused(qmp: QmpClient): Promise<boolean> {
+  const st = (await qmp.execute('query-status')) as { status?: string } | undefined;
+  if (st?.status !== 'paused') return false;
+  await qmp.execute('cont');
+  return true;
+}

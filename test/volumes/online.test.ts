@@ -153,6 +153,15 @@ test('a running machine\'s volume: extend grows it online; live snapshot and for
     assert.equal(out[2], sumBefore);
     assert.ok(Number(out[3]!.trim().split(/\s+/)[1]) > 1.9 * 1024 * 1024);
     assert.ok(snapMs < 120_000);
+
+    // A volume its guest no longer has mounted (a root app unmounted it) is
+    // copied with the VM paused instead (QMP stop/cont); the VM runs on after.
+    r = await sh(t, APP, m2.id, 'umount /data && echo unmounted');
+    assert.equal(r.stdout, 'unmounted\n', r.stderr);
+    const paused = await t.api('POST', `/v1/apps/${APP}/volumes/${restored.body.id}/snapshots`);
+    assert.equal(paused.status, 200, JSON.stringify(paused.body));
+    await assertRecords(t.daemon.volumes.snapshotPath(paused.body.id), before);
+    assert.equal((await sh(t, APP, m2.id, 'echo running')).stdout, 'running\n');
     await waitState(t, APP, m.id, 'started');
   } finally {
     for (const mm of t.daemon.machines.list(APP)) await t.daemon.machines.destroy(APP, mm.id, true).catch(() => {});

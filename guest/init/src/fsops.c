@@ -58,17 +58,17 @@ static int vol_index(const char *serial) {
  * (the app, as root, could have unmounted it or mounted something over it). */
 static int open_volume(int i, char *msg, size_t n) {
   char dev[64];
-  if (find_disk(g_volume_serials[i], dev, sizeof dev) != 0) { snprintf(msg, n, "disk %s not found", g_volume_serials[i]); return -1; }
   struct stat ds, ms;
-  if (stat(dev, &ds) != 0) { snprintf(msg, n, "stat %s: %s", dev, strerror(errno)); return -1; }
-  int fd = open(g_volumes[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) { snprintf(msg, n, "open %s: %s", g_volumes[i], strerror(errno)); return -1; }
-  if (fstat(fd, &ms) != 0 || ms.st_dev != ds.st_rdev) {
-    close(fd);
+  int fd = -1;
+  if (find_disk(g_volume_serials[i], dev, sizeof dev) != 0) snprintf(msg, n, "disk %s not found", g_volume_serials[i]);
+  else if (stat(dev, &ds) != 0) snprintf(msg, n, "stat %s: %s", dev, strerror(errno));
+  else if ((fd = open(g_volumes[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)) < 0) snprintf(msg, n, "open %s: %s", g_volumes[i], strerror(errno));
+  else if (fstat(fd, &ms) != 0 || ms.st_dev != ds.st_rdev) {
+    close(fd); fd = -1;
     snprintf(msg, n, "%s is no longer the mount point of disk %s", g_volumes[i], g_volume_serials[i]);
-    errno = ENODEV;
-    return -1;
   }
+  /* ENODEV: the host treats it as "not mounted" */
+  if (fd < 0) errno = ENODEV;
   return fd;
 }
 
@@ -97,7 +97,7 @@ static void child_resize(int i, long long want, struct result *r) {
     return;
   }
   int fd = open_volume(i, r->msg, sizeof r->msg);
-  if (fd < 0) { r->err = errno ? errno : EIO; return; }
+  if (fd < 0) { r->err = ENODEV; return; }
   struct statfs sf;
   if (fstatfs(fd, &sf) != 0) { r->err = errno; snprintf(r->msg, sizeof r->msg, "statfs %s: %s", g_volumes[i], strerror(errno)); close(fd); return; }
   unsigned long long blocks = (unsigned long long)have / (unsigned long long)sf.f_bsize;
@@ -116,7 +116,7 @@ static void child_resize(int i, long long want, struct result *r) {
 
 static void child_freeze(int i, struct result *r) {
   int fd = open_volume(i, r->msg, sizeof r->msg);
-  if (fd < 0) { r->err = errno ? errno : EIO; return; }
+  if (fd < 0) { r->err = ENODEV; return; }
   if (ioctl(fd, FIFREEZE, 0) != 0) {
     r->err = errno;
     snprintf(r->msg, sizeof r->msg, "freeze %s: %s", g_volumes[i], errno == EBUSY ? "already frozen" : strerror(errno));
@@ -187,12 +187,17 @@ void fsop_request(const char *id, const char *op, const char *serial, long long 
       return;
     }
     int was = v->state == V_FROZEN;
-    if (was && thaw(i) != 0 && errno != EINVAL) {
-      char m[200]; snprintf(m, sizeof m, "thaw %s: %s", g_volumes[i], strerror(errno));
-      reply_fail(id, "error", m);
-      return;
+    if (was && thaw(i) != 0) {
+      if (errno != EINVAL) {
+        char m[200]; snprintf(m, sizeof m, "thaw %s: %s", g_volumes[i], strerror(errno));
+        reply_fail(id, "error", m);
+        return;
+      }
+      /* Someone else (the app, as root) thawed it meanwhile. */
+      was = 0;
+      v->thawed_by = "other";
     }
-    if (was) v->state = V_IDLE;
+    if (v->state == V_FROZEN) v->state = V_IDLE;
     reply_ok_head(id);
     rec_puti(ctl_outbuf(), "was_frozen", was);
     if (!was && v->thawed_by) rec_puts(ctl_outbuf(), "thawed_by", v->thawed_by);
@@ -223,7 +228,7 @@ int fsop_reaped(pid_t pid, int status) {
   }
   close(v->rfd); v->rfd = -1; v->pid = 0;
   v->state = V_IDLE;
-  if (r.err) { reply_fail(v->id, "error", r.msg); ctl_flush(); return 1; }
+  if (r.err) { reply_fail(v->id, r.err == ENODEV ? "not_mounted" : "error", r.msg); ctl_flush(); return 1; }
   if (v->op == OP_RESIZE) {
     ilog("volume %s grown online to %lld bytes", g_volumes[i], r.bytes);
     reply_ok_head(v->id);
