@@ -339,3 +339,58 @@ test('snapshot retention: update changes it; expired snapshots are pruned with t
     t.close();
   }
 });
+
+test('online hooks: a grown-online volume has nothing pending; a failed online grow falls back to the next boot; a lost hold fails the copy and leaves nothing', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'hangar-vol-'));
+  const store = openStore(dir);
+  const calls: string[] = [];
+  let growResult: boolean | Error = true;
+  let holdLost = false;
+  try {
+    const volumes = new Volumes({
+      store, dataDir: dir, log: quiet, machineState: () => 'started',
+      growOnline: async (id, v, bytes) => {
+        calls.push(`grow ${id} ${v.id} ${bytes} ${statSync(v.imagePath).size}`);
+        if (growResult instanceof Error) throw growResult;
+        return growResult;
+      },
+      quiesce: async (id, v) => {
+        calls.push(`hold ${id} ${v.id} ${v.holdMs >= 60_000}`);
+        return async () => {
+          calls.push('release');
+          if (holdLost) throw new HangarError('VOLUME_HOLD_LOST', 'the guest thawed the volume before the copy was complete; try again', { status: 409 });
+        };
+      },
+    });
+    const v = await volumes.create('web', { name: 'data', size_gb: 1 });
+    volumes.attach('web', 'm1', cfg([{ volume: v.id, path: '/data' }]));
+
+    let r = await volumes.extend('web', v.id, 2);
+    assert.equal(r.needs_restart, false);
+    assert.equal(r.volume.fs_size_gb, 2);
+    // The file had its new size before the machine was asked.
+    assert.deepEqual(calls, [`grow m1 ${v.id} ${2 * GIB} ${2 * GIB}`]);
+
+    growResult = new Error('guest said no');
+    r = await volumes.extend('web', v.id, 3);
+    assert.equal(r.needs_restart, true);
+    assert.equal(r.volume.size_gb, 3);
+    assert.equal(r.volume.fs_size_gb, 2, 'the filesystem grows at the next boot');
+    growResult = false;
+    assert.equal((await volumes.extend('web', v.id, 4)).needs_restart, true);
+
+    calls.length = 0;
+    const snap = await volumes.createSnapshot('web', v.id);
+    assert.deepEqual(calls, [`hold m1 ${v.id} true`, 'release']);
+    holdLost = true;
+    await assert.rejects(volumes.createSnapshot('web', v.id), (e: HangarError) => e.code === 'VOLUME_HOLD_LOST' && e.status === 409);
+    await assert.rejects(volumes.create('web', { name: 'fork', source_volume_id: v.id }), (e: HangarError) => e.code === 'VOLUME_HOLD_LOST');
+    assert.deepEqual(volumes.listSnapshots('web', v.id).map((s) => s.id), [snap.id]);
+    assert.deepEqual(readdirSync(join(dir, 'volumes', 'snapshots')), [`${snap.id}.ext4`]);
+    assert.deepEqual(volumes.list('web').map((x) => x.id), [v.id]);
+    assert.deepEqual(readdirSync(join(dir, 'volumes')).sort(), ['snapshots', `${v.id}.ext4`]);
+  } finally {
+    store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
