@@ -122,11 +122,12 @@ test('a running machine\'s volume: extend grows it online; live snapshot and for
     // --- the guest thaws by itself -----------------------------------------------
     // Held past its hold time: the init thaws, writers go on, and the
     // release reports the hold as lost (a copy made meanwhile is refused).
-    const release = await t.daemon.machines.holdVolume(m.id, img, 1500);
+    const release = await t.daemon.machines.holdVolume(m.id, img, 4000);
     const t1 = Date.now();
     r = await sh(t, APP, m.id, 'touch /data/while-frozen && sync /data/while-frozen && echo ok');
     assert.equal(r.stdout, 'ok\n');
-    assert.ok(Date.now() - t1 >= 1000, `writes waited for the thaw (${Date.now() - t1} ms)`);
+    // (The hold counts from the freeze, a moment before holdVolume resolved.)
+    assert.ok(Date.now() - t1 >= 2000, `writes waited for the thaw (${Date.now() - t1} ms)`);
     await assert.rejects(release(), /thawed the volume before the copy was complete/);
 
     // The host goes away mid-freeze (daemon shutdown): the guest thaws at once,
