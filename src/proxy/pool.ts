@@ -94,80 +94,98 @@ export class Pool {
    * whose message tells the client why there is none. Retries pass a short
    * maxWaitMs: they should not sit behind machines that are still booting.
    */
+  /**
+   * The hot path: a lease when a ready machine below its soft limit is
+   * free right now, without promises or timers; else undefined (then
+   * acquire() decides: queue, autostart, or an error).
+   */
+  tryAcquire(app: string): Lease | undefined {
+    const s = this.scan(app, undefined, Date.now());
+    return s.best ? this.lease(s.svc, s.best) : undefined;
+  }
+
+  private lease(svc: ProxyService, pick: { m: BackendMachine; port: number; load: Load }): Lease {
+    pick.load.inflight++;
+    let released = false;
+    return {
+      machine: pick.m,
+      service: svc,
+      port: pick.port,
+      release: () => {
+        if (released) return;
+        released = true;
+        pick.load.inflight--;
+        pick.load.lastActive = Date.now();
+        if (this.waiters.length) this.wake();
+      },
+    };
+  }
+
+  /** One look at an app's machines: the best choice and why there may be none. */
+  private scan(app: string, exclude: Set<string> | undefined, now: number) {
+    const machines = this.o.backends.machinesFor(app);
+    if (!machines) throw new HangarError('NOT_FOUND', `there is no app named "${app}" on this Hangar; check the name with \`hangar apps list\``);
+    this.seenApps.add(app);
+    const svc = httpService(machines);
+    if (!svc) {
+      throw unavailable(
+        machines.length === 0
+          ? `app "${app}" has no machines; deploy it with \`hangar deploy\` or create one with \`hangar machine run\``
+          : `app "${app}" has no machine with a TCP service; add [http_service] (internal_port) to its config and deploy again`,
+        'NO_MACHINES',
+      );
+    }
+    const soft = svc.concurrency?.soft_limit ?? Infinity;
+    const hard = svc.concurrency?.hard_limit ?? Infinity;
+    let best: { m: BackendMachine; port: number; load: Load } | undefined;
+    let bestOverSoft: typeof best;
+    let routable = 0;
+    let booting: BackendMachine | undefined;
+    let startable: BackendMachine | undefined;
+    let unhealthy: BackendMachine | undefined;
+    for (const m of machines) {
+      if (exclude?.has(m.id) || this.stopping.has(m.id)) continue;
+      if (this.starting.has(m.id)) {
+        booting ??= m;
+        continue;
+      }
+      if (m.state === 'started') {
+        const port = m.hostPort(svc.internal_port);
+        if (port === undefined) continue;
+        const h = this.o.health.status(m, svc, port);
+        if (h === 'pending') booting ??= m;
+        if (h === 'failing') unhealthy ??= m;
+        if (h !== 'passing') continue;
+        routable++;
+        const load = this.load(m.id, port);
+        if (load.inflight >= hard) continue;
+        if (load.inflight < soft) {
+          if (!best || load.inflight < best.load.inflight) best = { m, port, load };
+        } else if (!bestOverSoft || load.inflight < bestOverSoft.load.inflight) bestOverSoft = { m, port, load };
+      } else if (m.state === 'starting') {
+        booting ??= m;
+      } else if (STARTABLE.has(m.state)) {
+        const failed = this.startFailed.get(m.id);
+        if (!failed || now - failed.at > this.o.startRetryMs) startable ??= m;
+      }
+    }
+    return { machines, svc, hard, best, bestOverSoft, routable, booting, startable, unhealthy };
+  }
+
   async acquire(app: string, exclude?: Set<string>, maxWaitMs = Infinity): Promise<Lease> {
     const t0 = Date.now();
     const startDeadline = t0 + Math.min(this.o.startTimeoutMs, maxWaitMs);
     const queueDeadline = t0 + Math.min(this.o.queueTimeoutMs, maxWaitMs);
     for (;;) {
-      const machines = this.o.backends.machinesFor(app);
-      if (!machines) throw new HangarError('NOT_FOUND', `there is no app named "${app}" on this Hangar; check the name with \`hangar apps list\``);
-      this.seenApps.add(app);
-      const svc = httpService(machines);
-      if (!svc) {
-        throw unavailable(
-          machines.length === 0
-            ? `app "${app}" has no machines; deploy it with \`hangar deploy\` or create one with \`hangar machine run\``
-            : `app "${app}" has no machine with a TCP service; add [http_service] (internal_port) to its config and deploy again`,
-          'NO_MACHINES',
-        );
-      }
-      const soft = svc.concurrency?.soft_limit ?? Infinity;
-      const hard = svc.concurrency?.hard_limit ?? Infinity;
-      let best: { m: BackendMachine; port: number; load: Load } | undefined;
-      let bestOverSoft: typeof best;
-      let routable = 0;
-      let booting: BackendMachine | undefined;
-      let startable: BackendMachine | undefined;
-      let unhealthy: BackendMachine | undefined;
-      const now = Date.now();
-      for (const m of machines) {
-        if (exclude?.has(m.id) || this.stopping.has(m.id)) continue;
-        if (this.starting.has(m.id)) {
-          booting ??= m;
-          continue;
-        }
-        if (m.state === 'started') {
-          const port = m.hostPort(svc.internal_port);
-          if (port === undefined) continue;
-          const h = this.o.health.status(m, svc, port);
-          if (h === 'pending') booting ??= m;
-          if (h === 'failing') unhealthy ??= m;
-          if (h !== 'passing') continue;
-          routable++;
-          const load = this.load(m.id, port);
-          if (load.inflight >= hard) continue;
-          if (load.inflight < soft) {
-            if (!best || load.inflight < best.load.inflight) best = { m, port, load };
-          } else if (!bestOverSoft || load.inflight < bestOverSoft.load.inflight) bestOverSoft = { m, port, load };
-        } else if (m.state === 'starting') {
-          booting ??= m;
-        } else if (STARTABLE.has(m.state)) {
-          const failed = this.startFailed.get(m.id);
-          if (!failed || now - failed.at > this.o.startRetryMs) startable ??= m;
-        }
-      }
-
+      const scan = this.scan(app, exclude, Date.now());
+      const { machines, svc, hard, best, bestOverSoft, routable, startable, unhealthy } = scan;
+      let booting = scan.booting;
       const autostart = svc.autostart === true;
       // Every machine above its soft limit: bring up another one (as Fly does)
       // while still serving this request from the least loaded.
       if (!best && autostart && startable && !booting && routable > 0) this.kick(app, startable);
       const pick = best ?? bestOverSoft;
-      if (pick) {
-        pick.load.inflight++;
-        let released = false;
-        return {
-          machine: pick.m,
-          service: svc,
-          port: pick.port,
-          release: () => {
-            if (released) return;
-            released = true;
-            pick.load.inflight--;
-            pick.load.lastActive = Date.now();
-            if (this.waiters.length) this.wake();
-          },
-        };
-      }
+      if (pick) return this.lease(svc, pick);
 
       if (routable > 0) {
         if (Date.now() >= queueDeadline) {

@@ -65,6 +65,19 @@ const UPSTREAM_IDLE_MS = 4_000;
 /** A connection we are closing gets this long to finish. */
 const LINGER_MS = 5_000;
 
+/**
+ * Writes `prefix` (a head, latin1) and `data` with one write call: one
+ * syscall and no writev bookkeeping for the common small answer.
+ */
+function writeJoined(sock: Socket, prefix: string, data: Buffer | null): boolean {
+  if (data === null || data.length === 0) return sock.write(prefix, 'latin1');
+  const n = prefix.length;
+  const b = Buffer.allocUnsafe(n + data.length);
+  b.write(prefix, 0, n, 'latin1');
+  data.copy(b, n);
+  return sock.write(b);
+}
+
 let seq = 0;
 const idPrefix = randomBytes(4).toString('hex');
 function newRequestId(): string {
@@ -304,6 +317,21 @@ export function createProxy(options: ProxyOptions): Proxy {
     acquire(app: string): void {
       this.attempt++;
       this.phase = ACQUIRE;
+      if (this.exclude === undefined) {
+        // Most requests find a free machine at once: no promise, no tick.
+        let lease: Lease | undefined;
+        try {
+          lease = pool.tryAcquire(app);
+        } catch (err) {
+          const { status, message } = errorStatus(err);
+          this.fail(status, message);
+          return;
+        }
+        if (lease) {
+          this.onLease(lease, app);
+          return;
+        }
+      }
       pool.acquire(app, this.exclude, this.exclude ? RETRY_WAIT_MS : Infinity).then(
         (lease) => this.onLease(lease, app),
         (err: unknown) => {
@@ -351,21 +379,18 @@ export function createProxy(options: ProxyOptions): Proxy {
       }
       this.bodyStarted = true;
       this.streaming = true;
-      sock.cork();
-      sock.write(this.upHead, 'latin1');
       const buf = c.buf;
       if (buf) {
         c.buf = null;
         c.scanned = 0;
-        this.body(buf);
-      }
-      sock.uncork();
+        this.body(buf, this.upHead);
+      } else sock.write(this.upHead, 'latin1');
       // Body bytes were held (reading paused past HOLD_BYTES) until now.
       if (this.streaming && !sock.writableNeedDrain) c.resume();
     }
 
     /** Request body bytes from the client (possibly followed by a pipelined request). */
-    body(buf: Buffer): void {
+    body(buf: Buffer, prefix?: string): void {
       let used: number;
       try {
         if (this.reqChunks) used = this.reqChunks.feed(buf, 0, buf.length);
@@ -376,13 +401,15 @@ export function createProxy(options: ProxyOptions): Proxy {
         // cut, so no part of what follows can be read as another one.
         this.abortUp();
         if (this.phase === BODY) this.destroy();
+        else if (prefix !== undefined) this.fail(400, `malformed HTTP request: ${err.message}`, true);
         else this.fail(400, `malformed HTTP request: ${err.message}`, true);
         return;
       }
       if (this.reqChunks === null) this.reqLeft -= used;
       const done = this.reqChunks ? this.reqChunks.done : this.reqLeft === 0;
-      if (used > 0 && this.up) {
-        if (!this.up.sock.write(used === buf.length ? buf : buf.subarray(0, used))) this.c.pause();
+      if (this.up && (used > 0 || prefix !== undefined)) {
+        const data = used === buf.length ? buf : buf.subarray(0, used);
+        if (!(prefix === undefined ? this.up.sock.write(data) : writeJoined(this.up.sock, prefix, data))) this.c.pause();
       }
       if (used < buf.length) {
         // The next (pipelined) request: held until this exchange is over.
@@ -405,21 +432,24 @@ export function createProxy(options: ProxyOptions): Proxy {
       this.up?.sock.resume();
     }
 
-    onUpData(chunk: Buffer): void {
-      this.c.lastActive = Date.now();
+    /** Returns whether `chunk` may still be referenced (queued for writing, or kept). */
+    onUpData(chunk: Buffer): boolean {
+      const c = this.c;
+      c.lastActive = Date.now();
       switch (this.phase) {
         case BODY:
           this.resBody(chunk);
-          return;
+          break;
         case TUNNEL:
-          if (!this.c.sock.write(chunk)) this.up?.sock.pause();
-          return;
+          if (!c.sock.write(chunk)) this.up?.sock.pause();
+          break;
         case WAIT:
           this.resHead(chunk);
-          return;
+          break;
         default:
           this.abortUp();
       }
+      return c.sock.writableLength > 0 || this.resBuf !== null;
     }
 
     resHead(chunk: Buffer): void {
@@ -484,10 +514,7 @@ export function createProxy(options: ProxyOptions): Proxy {
           }
           return;
         }
-        c.sock.cork();
-        c.sock.write(text, 'latin1');
-        this.resBody(rest);
-        c.sock.uncork();
+        this.resBody(rest, text);
         return;
       }
     }
@@ -496,14 +523,19 @@ export function createProxy(options: ProxyOptions): Proxy {
     tainted = false;
     resDone = false;
 
-    resBody(buf: Buffer): void {
+    resBody(buf: Buffer, prefix?: string): void {
       const sock = this.c.sock;
       let ok = true;
+      if (prefix !== undefined && (this.mode !== LENGTH && (this.mode !== CHUNKED || this.decode))) {
+        sock.write(prefix, 'latin1');
+        prefix = undefined;
+      }
       switch (this.mode) {
         case LENGTH: {
           const n = Math.min(this.resLeft, buf.length);
           if (n < buf.length) this.tainted = true;
-          ok = sock.write(n === buf.length ? buf : buf.subarray(0, n));
+          const data = n === buf.length ? buf : buf.subarray(0, n);
+          ok = prefix === undefined ? sock.write(data) : writeJoined(sock, prefix, data);
           this.resLeft -= n;
           if (this.resLeft === 0) this.resDone = true;
           break;
@@ -516,12 +548,17 @@ export function createProxy(options: ProxyOptions): Proxy {
                   ok = sock.write(d) && ok;
                 })
               : this.resChunks!.feed(buf, 0, buf.length);
-          } catch {
+          } catch (err) {
+            if (prefix !== undefined) return this.badResponse((err as Error).message);
             // The client already has the status line: all that is left is to cut it.
             this.destroy();
             return;
           }
-          if (!this.decode && used > 0) ok = sock.write(used === buf.length ? buf : buf.subarray(0, used));
+          if (!this.decode) {
+            const data = used === buf.length ? buf : buf.subarray(0, used);
+            if (prefix !== undefined) ok = writeJoined(sock, prefix, data);
+            else if (used > 0) ok = sock.write(data);
+          }
           if (used < buf.length) this.tainted = true;
           if (this.resChunks!.done) this.resDone = true;
           break;

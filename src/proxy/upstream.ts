@@ -1,9 +1,12 @@
 import { connect, type Socket } from 'node:net';
 
+const READ_BUFFER = 16 * 1024;
+
 /** What an exchange hears from the machine connection it currently owns. */
 export interface UpstreamOwner {
   onUpConnect(): void;
-  onUpData(chunk: Buffer): void;
+  /** Returns true when it keeps a reference to `chunk` (then the read buffer is not reused). */
+  onUpData(chunk: Buffer): boolean;
   onUpEnd(): void;
   onUpError(err: NodeJS.ErrnoException): void;
   onUpClose(): void;
@@ -22,19 +25,36 @@ export class Upstream {
   connected = false;
   idleSince = 0;
 
+  /** Reads land here (net's onread) instead of a new Buffer per read through a stream. */
+  private rbuf = Buffer.allocUnsafe(READ_BUFFER);
+  readonly sock: Socket;
+
   constructor(
-    readonly sock: Socket,
     readonly port: number,
     pool: UpstreamPool,
   ) {
+    const sock = connect({
+      host: '127.0.0.1',
+      port,
+      onread: {
+        buffer: () => this.rbuf,
+        callback: (n: number, buf: Uint8Array) => {
+          const o = this.owner;
+          if (!o) {
+            sock.destroy();
+            return false;
+          }
+          const chunk = Buffer.from(buf.buffer, buf.byteOffset, n);
+          if (o.onUpData(chunk)) this.rbuf = Buffer.allocUnsafe(READ_BUFFER);
+          return true;
+        },
+      },
+    });
+    this.sock = sock;
     sock.setNoDelay(true);
     sock.on('connect', () => {
       this.connected = true;
       this.owner?.onUpConnect();
-    });
-    sock.on('data', (c: Buffer) => {
-      if (this.owner) this.owner.onUpData(c);
-      else sock.destroy();
     });
     sock.on('end', () => {
       if (this.owner) this.owner.onUpEnd();
@@ -87,7 +107,7 @@ export class UpstreamPool {
 
   /** A new connection that is never shared (upgrades). */
   fresh(port: number, owner: UpstreamOwner): Upstream {
-    const u = new Upstream(connect({ host: '127.0.0.1', port }), port, this);
+    const u = new Upstream(port, this);
     u.owner = owner;
     this.all.add(u);
     return u;
