@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deployEnv, tarNames } from '../deploy/helpers.js';
@@ -20,7 +20,22 @@ RUN echo other > /other.txt
 
 FROM withsecret AS final
 RUN echo final > /final.txt
+USER nobody
+ENV MODE=final LANG=C.UTF-8
+EXPOSE 9000
+CMD ["cat", "/final.txt"]
 `;
+
+/** The image config of repo:reference in the daemon's registry. */
+function imageConfig(env: Awaited<ReturnType<typeof deployEnv>>, repo: string, reference: string) {
+  const reg = env.t.daemon.registry;
+  const m = reg.resolveManifest(repo, reference)!;
+  const manifest = JSON.parse(readFileSync(reg.blobPath(m.digest)!, 'utf8')) as { config: { digest: string } };
+  return JSON.parse(readFileSync(reg.blobPath(manifest.config.digest)!, 'utf8')) as {
+    config: { User?: string; Env?: string[]; ExposedPorts?: Record<string, object>; Cmd?: string[] };
+    history: Array<{ created_by?: string; empty_layer?: boolean }>;
+  };
+}
 
 test('builder: flags, layer cache, secrets never in a layer, failed builds change nothing', { timeout: 600_000 }, async () => {
   const env = await deployEnv();
@@ -46,6 +61,14 @@ test('builder: flags, layer cache, secrets never in a layer, failed builds chang
     const names = layers.flatMap(tarNames);
     assert.ok(names.some((n) => n.endsWith('final.txt')));
     assert.deepEqual(names.filter((n) => n.includes('run/secrets/') && !n.endsWith('run/secrets/')), [], 'the secret mount left no file');
+    // The config-only tail (USER, ENV, EXPOSE, CMD) is written into the config by Hangar, with Docker's history records.
+    assert.match(r.stderr, /CONFIG: USER nobody/);
+    const cfg = imageConfig(env, 'bt', 'v1');
+    assert.equal(cfg.config.User, 'nobody');
+    assert.ok(cfg.config.Env!.includes('MODE=final') && cfg.config.Env!.includes('LANG=C.UTF-8'), JSON.stringify(cfg.config.Env));
+    assert.deepEqual(cfg.config.ExposedPorts, { '9000/tcp': {} });
+    assert.deepEqual(cfg.config.Cmd, ['cat', '/final.txt']);
+    assert.deepEqual(cfg.history.slice(-2).map((h) => [h.created_by, h.empty_layer]), [['/bin/sh -c #(nop) EXPOSE 9000', true], ['/bin/sh -c #(nop) CMD ["cat", "/final.txt"]', true]]);
 
     // 2. --build-target picks another stage; default tag is deployment-<UTC timestamp>.
     r = await env.cli(['deploy', '--build-only', '--push', '--build-target', 'other'], dir);
@@ -58,9 +81,19 @@ test('builder: flags, layer cache, secrets never in a layer, failed builds chang
     assert.ok(env.layers('bt', m[1]!).every((l) => !l.includes(Buffer.from('greeting=hello-arg'))), 'config build args apply: GREETING from hangar.toml');
 
     // 3. The layer cache is kept between builds; --no-cache skips it.
-    r = await env.cli(['deploy', ...flags, '--image-label', 'v1-again'], dir);
+    // This time buildah runs the tail itself: the config must be the same as Hangar's.
+    process.env.HANGAR_BUILD_CONFIG_TAIL = '0';
+    try {
+      r = await env.cli(['deploy', ...flags, '--image-label', 'v1-again'], dir);
+    } finally {
+      delete process.env.HANGAR_BUILD_CONFIG_TAIL;
+    }
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /Using cache/);
+    assert.doesNotMatch(r.stderr, /CONFIG: /);
+    const byBuildah = imageConfig(env, 'bt', 'v1-again');
+    assert.deepEqual(cfg.config, byBuildah.config);
+    assert.deepEqual(cfg.history.map((h) => [h.created_by, Boolean(h.empty_layer)]), byBuildah.history.map((h) => [h.created_by, Boolean(h.empty_layer)]));
     r = await env.cli(['deploy', ...flags, '--image-label', 'v1-nocache', '--no-cache'], dir);
     assert.equal(r.code, 0, r.stderr);
     assert.doesNotMatch(r.stderr, /Using cache/);

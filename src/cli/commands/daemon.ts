@@ -1,5 +1,4 @@
 import type { Command } from '../command.js';
-import { startDaemon } from '../../daemon/index.js';
 
 export const daemonCommands: Command[] = [
   {
@@ -17,6 +16,9 @@ export const daemonCommands: Command[] = [
       const listen = (flags.listen as string | undefined) ?? process.env.HANGAR_LISTEN ?? '127.0.0.1:4280';
       const proxyListen = (flags['proxy-listen'] as string | undefined) ?? process.env.HANGAR_PROXY_LISTEN;
       const proxyDomain = flags['proxy-domain'] as string | undefined;
+      // Loaded here, not at the top: every other command (deploy included)
+      // would otherwise pay ~150 ms to load the whole daemon at start-up.
+      const { startDaemon } = await import('../../daemon/index.js');
       const daemon = await startDaemon({ dataDir, listen, ...(proxyListen ? { proxyListen } : {}), ...(proxyDomain ? { proxyDomain } : {}) });
       out.info(`hangar daemon ready on ${daemon.url} (data dir ${dataDir}); admin token in ${dataDir}/admin-token`);
       await new Promise<void>((resolve) => {
