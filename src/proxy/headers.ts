@@ -1,20 +1,14 @@
-import type { RequestHead, ResponseHead } from './http1.js';
+import { CONTENT_LENGTH, HOST, OTHER, OWN, X_FORWARDED_FOR, copyBytes, fieldName, writeLatin1, type MessageHead, type RequestHead, type ResponseHead } from './http1.js';
 
-/** RFC 9110 §7.6.1 hop-by-hop headers: never forwarded as they are. */
-const HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-]);
-
-/** Headers the proxy sets itself; a client's values are dropped, not trusted. */
-const OWN = new Set(['fly-request-id', 'fly-client-ip', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'fly-forwarded-port']);
+/*
+ * Heads are forwarded by copying the validated header lines byte for byte
+ * (case, order, repeats and exact values kept) and leaving out the ones
+ * that must not pass: RFC 9110 §7.6.1 hop-by-hop headers (Connection and
+ * the names it lists, Keep-Alive, TE, Trailer, Transfer-Encoding, Upgrade,
+ * Proxy-*), and on requests the headers the proxy sets itself
+ * (X-Forwarded-*, Fly-Client-IP, Fly-Request-Id: a client's values are
+ * dropped, not trusted; X-Forwarded-For is appended to).
+ */
 
 export interface ForwardInfo {
   requestId: string;
@@ -23,61 +17,78 @@ export interface ForwardInfo {
   port: number;
 }
 
+const STANDARD_TOKENS = new Set(['close', 'keep-alive', 'upgrade']);
+
+/** Header indexes named by the Connection header (beyond close/keep-alive/upgrade). */
+function listedByConnection(h: MessageHead): Set<number> | undefined {
+  const extra = h.connection?.filter((t) => !STANDARD_TOKENS.has(t));
+  if (!extra || extra.length === 0) return undefined;
+  const out = new Set<number>();
+  const n = h.fields.length / 4;
+  for (let i = 0; i < n; i++) if (extra.includes(fieldName(h, i))) out.add(i);
+  return out;
+}
+
 /**
- * The request head sent to a machine: the client's headers (case, order
- * and repeats kept) minus hop-by-hop ones, plus X-Forwarded-* and a request
- * id, and the body framing the proxy forwards (Content-Length is kept as
- * sent; a chunked body stays chunked).
+ * One buffer: `prefix`, bytes [lineFrom, lineTo) of the start line, `mid`, the kept header lines,
+ * `tail` (latin1) and then `body`, so head and first body bytes go out in
+ * one write.
  */
-export function upstreamHead(h: RequestHead, info: ForwardInfo): string {
-  const raw = h.raw;
-  const lower = h.lower;
-  const conn = h.connection;
-  let s = `${h.method} ${h.target} HTTP/1.1\r\n`;
-  let xff: string | undefined;
-  let host = '';
-  for (let i = 0, j = 0; j < lower.length; i += 2, j++) {
-    const l = lower[j]!;
-    if (l === 'x-forwarded-for') {
-      xff = xff === undefined ? raw[i + 1]! : `${xff}, ${raw[i + 1]}`;
-      continue;
-    }
-    if (l === 'host') host = raw[i + 1]!;
-    if (HOP.has(l) || OWN.has(l) || (conn !== undefined && conn.includes(l))) continue;
-    s += `${raw[i]}: ${raw[i + 1]}\r\n`;
+function assemble(h: MessageHead, prefix: string, lineFrom: number, lineTo: number, mid: string, keep: (kind: number) => boolean, tail: string, body: Buffer | null): Buffer {
+  const { buf, fields } = h;
+  const listed = h.connection ? listedByConnection(h) : undefined;
+  let size = prefix.length + (lineTo - lineFrom) + mid.length + tail.length + (body ? body.length : 0);
+  for (let i = 0; i < fields.length; i += 4) {
+    if (keep(fields[i + 2]!) && !listed?.has(i / 4)) size += fields[i + 1]! + 2 - fields[i]!;
   }
-  s +=
+  const out = Buffer.allocUnsafe(size);
+  let o = writeLatin1(out, prefix, 0);
+  o += copyBytes(buf, lineFrom, lineTo, out, o);
+  o += writeLatin1(out, mid, o);
+  for (let i = 0; i < fields.length; i += 4) {
+    if (keep(fields[i + 2]!) && !listed?.has(i / 4)) o += copyBytes(buf, fields[i]!, fields[i + 1]! + 2, out, o);
+  }
+  o += writeLatin1(out, tail, o);
+  if (body) copyBytes(body, 0, body.length, out, o);
+  return out;
+}
+
+const keepUp = (kind: number) => kind === OTHER || kind === HOST || kind === CONTENT_LENGTH;
+
+/**
+ * The request head for a machine, as HTTP/1.1: the client's headers
+ * minus hop-by-hop ones, plus X-Forwarded-* and the request id, and the
+ * body framing (Content-Length as sent; a chunked body stays chunked).
+ */
+export function upstreamHead(h: RequestHead, info: ForwardInfo, body: Buffer | null = null): Buffer {
+  const xff = h.forwardedFor;
+  let tail =
     `X-Forwarded-For: ${xff ? `${xff}, ${info.clientIp}` : info.clientIp}\r\n` +
-    `X-Forwarded-Proto: http\r\nX-Forwarded-Host: ${host}\r\nX-Forwarded-Port: ${info.port}\r\n` +
+    `X-Forwarded-Proto: http\r\nX-Forwarded-Host: ${h.host ?? ''}\r\nX-Forwarded-Port: ${info.port}\r\n` +
     `Fly-Client-IP: ${info.clientIp}\r\nFly-Request-Id: ${info.requestId}\r\n`;
-  if (h.upgrade !== undefined) s += `Connection: Upgrade\r\nUpgrade: ${h.upgrade}\r\n`;
-  else if (h.chunked) s += 'Transfer-Encoding: chunked\r\n';
-  return s + '\r\n';
+  if (h.upgrade !== undefined) tail += `Connection: Upgrade\r\nUpgrade: ${h.upgrade}\r\n`;
+  else if (h.chunked) tail += 'Transfer-Encoding: chunked\r\n';
+  // Request line up to "HTTP/1." as sent; the version becomes 1.1.
+  return assemble(h, '', h.start, h.lineEnd - 1, '1\r\n', keepUp, tail + '\r\n', body);
 }
 
 /**
- * A machine's response head for the client: hop-by-hop headers removed,
- * the request id added, and `framing` (Transfer-Encoding / Connection
- * lines the proxy decided on) appended.
+ * A machine's response head for the client (as HTTP/1.1), hop-by-hop
+ * headers removed, the request id added, `framing` (the Transfer-Encoding
+ * / Connection lines the proxy decided on) appended, then `body`.
  */
-export function downstreamHead(h: ResponseHead, requestId: string, framing: string): string {
-  const raw = h.raw;
-  const lower = h.lower;
-  const conn = h.connection;
-  let s = `HTTP/1.1 ${h.status} ${h.reason}\r\n`;
-  for (let i = 0, j = 0; j < lower.length; i += 2, j++) {
-    const l = lower[j]!;
-    if (HOP.has(l) || l === 'fly-request-id' || (conn !== undefined && conn.includes(l))) continue;
-    if (l === 'content-length' && h.transferEncoding) continue;
-    s += `${raw[i]}: ${raw[i + 1]}\r\n`;
-  }
-  return `${s}Fly-Request-Id: ${requestId}\r\n${framing}\r\n`;
+export function downstreamHead(h: ResponseHead, requestId: string, framing: string, body: Buffer | null = null): Buffer {
+  const keep = h.transferEncoding ? keepDownTE : keepDown;
+  // "HTTP/1.1" + the status line after the version.
+  return assemble(h, 'HTTP/1.1', h.start + 8, h.lineEnd + 2, '', keep, `Fly-Request-Id: ${requestId}\r\n${framing}\r\n`, body);
 }
+const keepDown = (kind: number) => kind === OTHER || kind === HOST || kind === CONTENT_LENGTH || kind === OWN || kind === X_FORWARDED_FOR;
+const keepDownTE = (kind: number) => kind !== CONTENT_LENGTH && keepDown(kind);
 
-/** A 101 (or other 1xx) answer, relayed as the machine sent it plus the request id. */
-export function interimHead(h: ResponseHead, requestId: string | undefined): string {
-  let s = `HTTP/1.1 ${h.status} ${h.reason}\r\n`;
-  for (let i = 0; i < h.raw.length; i += 2) s += `${h.raw[i]}: ${h.raw[i + 1]}\r\n`;
-  if (requestId) s += `Fly-Request-Id: ${requestId}\r\n`;
-  return s + '\r\n';
+/** A 1xx answer relayed as the machine sent it, plus the request id (101). */
+export function interimHead(h: ResponseHead, requestId: string | undefined): Buffer {
+  const tail = requestId ? `Fly-Request-Id: ${requestId}\r\n\r\n` : '\r\n';
+  const out = Buffer.allocUnsafe(h.end - 2 - h.start + tail.length);
+  writeLatin1(out, tail, copyBytes(h.buf, h.start, h.end - 2, out, 0));
+  return out;
 }

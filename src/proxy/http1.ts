@@ -12,6 +12,8 @@
  * sizes. The bytes forwarded are therefore exactly the bytes validated.
  */
 
+const CRLFCRLF = Buffer.from('\r\n\r\n');
+
 export class HttpError extends Error {
   constructor(
     readonly status: number,
@@ -21,20 +23,82 @@ export class HttpError extends Error {
   }
 }
 
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([\x21-\x7e]+) HTTP\/1\.([01])$/;
-const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: ([\t\x20-\x7e\x80-\xff]*))?$/;
-/** name ":" OWS value OWS, value without control characters (HT allowed). */
-const FIELD = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*((?:[\x21-\x7e\x80-\xff](?:[\t \x21-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)?)[ \t]*$/;
-const DIGITS = /^\d{1,15}$/;
+/** tchar (RFC 9110 §5.6.2): header names, methods. */
+const TCHAR = new Uint8Array(256);
+for (const c of "!#$%&'*+-.^_`|~") TCHAR[c.charCodeAt(0)] = 1;
+for (let c = 48; c <= 57; c++) TCHAR[c] = 1;
+for (let c = 65; c <= 90; c++) TCHAR[c] = TCHAR[c + 32] = 1;
+/** Field value bytes: VCHAR, obs-text, SP, HT (no CTLs, no DEL). */
+const VALUE = new Uint8Array(256);
+for (let c = 32; c < 256; c++) VALUE[c] = c === 127 ? 0 : 1;
+VALUE[9] = 1;
 
-const CRLFCRLF = Buffer.from('\r\n\r\n');
+const CR = 13;
+const LF = 10;
+const SP = 32;
+const HT = 9;
+
+/** Header kinds the proxy acts on (others are OTHER). */
+export const OTHER = 0;
+export const HOST = 1;
+export const CONTENT_LENGTH = 2;
+export const TRANSFER_ENCODING = 3;
+export const CONNECTION = 4;
+export const UPGRADE = 5;
+/** Other hop-by-hop headers: never forwarded. */
+export const HOP = 6;
+/** Headers the proxy sets itself: a client's values are dropped. */
+export const OWN = 7;
+export const X_FORWARDED_FOR = 8;
+export const FLY_REQUEST_ID = 9;
+
+const KINDS: Record<string, number> = {
+  host: HOST,
+  'content-length': CONTENT_LENGTH,
+  'transfer-encoding': TRANSFER_ENCODING,
+  connection: CONNECTION,
+  upgrade: UPGRADE,
+  'keep-alive': HOP,
+  'proxy-connection': HOP,
+  'proxy-authenticate': HOP,
+  'proxy-authorization': HOP,
+  te: HOP,
+  trailer: HOP,
+  'x-forwarded-for': X_FORWARDED_FOR,
+  'fly-request-id': FLY_REQUEST_ID,
+  'fly-client-ip': OWN,
+  'x-forwarded-proto': OWN,
+  'x-forwarded-host': OWN,
+  'x-forwarded-port': OWN,
+  'fly-forwarded-port': OWN,
+};
+/** Names by length, so most headers are classified with one length check. */
+const BY_LENGTH: [Uint8Array, number][][] = [];
+for (const [name, kind] of Object.entries(KINDS)) (BY_LENGTH[name.length] ??= []).push([Buffer.from(name), kind]);
+
+function kindOf(buf: Buffer, s: number, e: number): number {
+  const cands = BY_LENGTH[e - s];
+  if (cands === undefined) return OTHER;
+  outer: for (let k = 0; k < cands.length; k++) {
+    const lit = cands[k]![0];
+    for (let i = 0; i < lit.length; i++) {
+      // tchar bytes OR 0x20 map A-Z to a-z and leave '-' and digits alone.
+      if ((buf[s + i]! | 0x20) !== lit[i]) continue outer;
+    }
+    return cands[k]![1];
+  }
+  return OTHER;
+}
 
 export interface MessageHead {
-  /** Header names as sent and values, flat: [name, value, name, value, ...]. */
-  raw: string[];
-  /** Lower-cased names, one per header (raw.length / 2). */
-  lower: string[];
+  /** The buffer the head was parsed from, and its range (through the final CRLF). */
+  buf: Buffer;
+  start: number;
+  end: number;
+  /** Index of the CR ending the start line. */
+  lineEnd: number;
+  /** Per header line, flat: start offset, offset of its CR, kind, name end. */
+  fields: number[];
   /** Content-Length, or -1 when absent. */
   contentLength: number;
   /** Transfer-Encoding ends in chunked. */
@@ -47,8 +111,9 @@ export interface MessageHead {
 
 export interface RequestHead extends MessageHead {
   method: string;
-  target: string;
   host: string | undefined;
+  /** X-Forwarded-For values the client sent, joined with ", ". */
+  forwardedFor: string | undefined;
   /** The Upgrade header's value when Connection also lists `upgrade`. */
   upgrade: string | undefined;
   /** The client wants the connection closed after this exchange. */
@@ -57,7 +122,6 @@ export interface RequestHead extends MessageHead {
 
 export interface ResponseHead extends MessageHead {
   status: number;
-  reason: string;
   /** Any Transfer-Encoding present (chunked or not: then read until close). */
   transferEncoding: boolean;
   /** The server keeps the connection open after this response. */
@@ -69,148 +133,257 @@ export interface ResponseHead extends MessageHead {
  * incomplete. `from` is where the search may resume (bytes seen before).
  */
 export function headEnd(buf: Buffer, from = 0): number {
-  const i = buf.indexOf(CRLFCRLF, Math.max(0, from - 3));
-  return i < 0 ? -1 : i + 4;
+  // A plain loop: heads are small, and a builtin call costs more than the scan.
+  const n = buf.length - 3;
+  for (let i = from > 3 ? from - 3 : 0; i < n; i++) {
+    if (buf[i + 3] === LF) {
+      if (buf[i] === CR && buf[i + 1] === LF && buf[i + 2] === CR) return i + 4;
+    }
+  }
+  return -1;
+}
+
+/** Copies src[s, e) to dst at o; a loop for the short runs of a head. */
+export function copyBytes(src: Uint8Array, s: number, e: number, dst: Uint8Array, o: number): number {
+  const n = e - s;
+  if (n > 256) dst.set(src.subarray(s, e), o);
+  else for (let i = 0; i < n; i++) dst[o + i] = src[s + i]!;
+  return n;
+}
+
+/** Writes a latin1 string at o (the proxy's own header text is ASCII). */
+export function writeLatin1(dst: Uint8Array, str: string, o: number): number {
+  const n = str.length;
+  for (let i = 0; i < n; i++) dst[o + i] = str.charCodeAt(i);
+  return n;
 }
 
 /** Leading empty lines before a request line (RFC 9112 §2.2: may be ignored). */
 export function skipEmptyLines(buf: Buffer): number {
   let i = 0;
-  while (i + 1 < buf.length && buf[i] === 13 && buf[i + 1] === 10) i += 2;
+  while (i + 1 < buf.length && buf[i] === CR && buf[i + 1] === LF) i += 2;
   return i;
 }
 
-function lines(buf: Buffer, start: number, end: number): string[] {
-  // latin1 keeps every byte as one char, so values are forwarded byte-exact.
-  const text = buf.toString("latin1", start, end - 4);
-  const ls = text.split('\r\n');
-  for (let i = 0; i < ls.length; i++) {
-    const l = ls[i]!;
-    if (l.includes('\r') || l.includes('\n')) throw new HttpError(400, 'bare CR or LF in the request head; lines must end with CRLF');
-  }
-  return ls;
-}
+const COMMON_TOKENS = ['close', 'keep-alive', 'upgrade'].map((t) => [Buffer.from(t), t] as const);
 
-function connectionTokens(value: string, into: string[] | undefined): string[] {
+/** Lower-cased comma-separated tokens of buf[s, e); common ones without a new string. */
+function connectionTokens(buf: Buffer, s: number, e: number, into: string[] | undefined): string[] {
   const out = into ?? [];
-  for (const t of value.split(',')) {
-    const k = t.trim().toLowerCase();
-    if (k) out.push(k);
+  let i = s;
+  while (i < e) {
+    while (i < e && (buf[i] === SP || buf[i] === HT || buf[i] === 44)) i++;
+    let j = i;
+    while (j < e && buf[j] !== 44) j++;
+    let k = j;
+    while (k > i && (buf[k - 1] === SP || buf[k - 1] === HT)) k--;
+    if (k > i) {
+      let tok: string | undefined;
+      for (const [lit, str] of COMMON_TOKENS) {
+        if (lit.length !== k - i) continue;
+        let same = true;
+        for (let x = 0; x < lit.length && same; x++) same = (buf[i + x]! | 0x20) === lit[x];
+        if (same) {
+          tok = str;
+          break;
+        }
+      }
+      out.push(tok ?? buf.toString('latin1', i, k).toLowerCase());
+    }
+    i = j;
   }
   return out;
 }
 
-/** Parses the fields after the start line into `h`; `what` names the message in errors. */
-function fields(ls: string[], h: MessageHead, status: number, what: string): { te: string | undefined; host: string | undefined; hosts: number; upgrade: string | undefined } {
-  let te: string | undefined;
-  let host: string | undefined;
-  let hosts = 0;
-  let upgrade: string | undefined;
-  let clSeen = false;
-  for (let i = 1; i < ls.length; i++) {
-    const line = ls[i]!;
-    const c = line.charCodeAt(0);
-    if (c === 32 || c === 9) throw new HttpError(status, `obsolete line folding (a header line starting with whitespace) in the ${what} head`);
-    const m = FIELD.exec(line);
-    if (!m) throw new HttpError(status, `malformed header line in the ${what} head: ${JSON.stringify(line.slice(0, 60))}`);
-    const name = m[1]!;
-    const value = m[2]!;
-    const lower = name.toLowerCase();
-    h.raw.push(name, value);
-    h.lower.push(lower);
-    switch (lower) {
-      case 'content-length': {
-        if (!DIGITS.test(value)) throw new HttpError(status, `invalid Content-Length ${JSON.stringify(value.slice(0, 30))} in the ${what}`);
-        const n = Number(value);
-        if (clSeen && n !== h.contentLength) throw new HttpError(status, `conflicting Content-Length headers in the ${what}`);
-        if (clSeen && status === 400) throw new HttpError(400, 'more than one Content-Length header in the request');
-        clSeen = true;
-        h.contentLength = n;
-        break;
-      }
-      case 'transfer-encoding':
-        if (te !== undefined && status === 400) throw new HttpError(400, 'more than one Transfer-Encoding header in the request');
-        te = te === undefined ? value : `${te}, ${value}`;
-        break;
-      case 'connection':
-        h.connection = connectionTokens(value, h.connection);
-        break;
-      case 'host':
-        hosts++;
-        host = value;
-        break;
-      case 'upgrade':
-        upgrade = value;
-        break;
-    }
-  }
-  return { te, host, hosts, upgrade };
+function isHttp1(buf: Buffer, p: number): boolean {
+  // "HTTP/1."
+  return buf[p] === 72 && buf[p + 1] === 84 && buf[p + 2] === 84 && buf[p + 3] === 80 && buf[p + 4] === 47 && buf[p + 5] === 49 && buf[p + 6] === 46;
 }
+
+
+
+/**
+ * Validates and indexes the header lines from `p` (just after the start
+ * line's CRLF) to the head's end, calling `onField` for the kinds the
+ * caller cares about. Byte-level on purpose: no string per header unless
+ * its value is needed.
+ */
+function parseFields(
+  h: MessageHead,
+  p: number,
+  status: number,
+  what: string,
+  onField: (kind: number, vs: number, ve: number) => void,
+): void {
+  const buf = h.buf;
+  const last = h.end - 2; // the CR of the final empty line
+  while (p < last) {
+    const ls = p;
+    const c0 = buf[p]!;
+    if (c0 === SP || c0 === HT) throw new HttpError(status, `obsolete line folding (a header line starting with whitespace) in the ${what} head`);
+    while (TCHAR[buf[p]!] === 1) p++;
+    if (p === ls || buf[p] !== 58 /* : */) throw new HttpError(status, `malformed header line in the ${what} head (a name must be a token followed directly by a colon)`);
+    const ne = p;
+    p++;
+    while (buf[p] === SP || buf[p] === HT) p++;
+    const vs = p;
+    while (VALUE[buf[p]!] === 1) p++;
+    if (buf[p] !== CR || buf[p + 1] !== LF) throw new HttpError(status, `control character, bare CR or bare LF in a header of the ${what} head`);
+    let ve = p;
+    while (ve > vs && (buf[ve - 1] === SP || buf[ve - 1] === HT)) ve--;
+    const kind = kindOf(buf, ls, ne);
+    h.fields.push(ls, p, kind, ne);
+    if (kind !== OTHER) onField(kind, vs, ve);
+    p += 2;
+  }
+}
+
+function parseLength(buf: Buffer, vs: number, ve: number, status: number, what: string): number {
+  const n = ve - vs;
+  if (n === 0 || n > 15) throw new HttpError(status, `invalid Content-Length in the ${what}`);
+  let v = 0;
+  for (let i = vs; i < ve; i++) {
+    const d = buf[i]! - 48;
+    if (d < 0 || d > 9) throw new HttpError(status, `invalid Content-Length ${JSON.stringify(buf.toString('latin1', vs, Math.min(ve, vs + 30)))} in the ${what}`);
+    v = v * 10 + d;
+  }
+  return v;
+}
+
 
 /**
  * Parses a request head in buf[start, end) (end from headEnd()). Throws
  * HttpError (400/501) for anything malformed or ambiguous.
  */
 export function parseRequestHead(buf: Buffer, start: number, end: number): RequestHead {
-  const ls = lines(buf, start, end);
-  const rl = REQUEST_LINE.exec(ls[0]!);
-  if (!rl) throw new HttpError(400, `malformed request line ${JSON.stringify(ls[0]!.slice(0, 60))}; expected "METHOD /path HTTP/1.1"`);
+  // Request line: method SP request-target SP HTTP/1.x CRLF, nothing else.
+  let p = start;
+  while (TCHAR[buf[p]!] === 1) p++;
+  const me = p;
+  let ok = p > start && buf[p] === SP;
+  const ts = ++p;
+  while (ok && buf[p]! > 32 && buf[p]! < 127) p++;
+  const tEnd = p;
+  ok = ok && tEnd > ts && buf[p] === SP && p + 11 <= end && isHttp1(buf, p + 1) && (buf[p + 8] === 49 || buf[p + 8] === 48) && buf[p + 9] === CR && buf[p + 10] === LF;
+  if (!ok) {
+    const nl = buf.indexOf(CR, start);
+    throw new HttpError(400, `malformed request line ${JSON.stringify(buf.toString('latin1', start, Math.min(nl < 0 || nl > end ? end : nl, start + 60)))}; expected "METHOD /path HTTP/1.1"`);
+  }
   const h: RequestHead = {
-    method: rl[1]!,
-    target: rl[2]!,
-    minor: rl[3] === '1' ? 1 : 0,
-    raw: [],
-    lower: [],
+    buf,
+    start,
+    end,
+    lineEnd: p + 9,
+    fields: [],
+    method: buf.toString('latin1', start, me),
+    minor: buf[p + 8] === 49 ? 1 : 0,
     contentLength: -1,
     chunked: false,
     connection: undefined,
     host: undefined,
+    forwardedFor: undefined,
     upgrade: undefined,
     close: false,
   };
-  const f = fields(ls, h, 400, 'request');
-  if (f.hosts > 1) throw new HttpError(400, 'more than one Host header in the request');
-  if (f.hosts === 0 && h.minor === 1) throw new HttpError(400, 'HTTP/1.1 request without a Host header');
-  h.host = f.host;
-  if (f.te !== undefined) {
+  let hosts = 0;
+  let te: string | undefined;
+  let upgrade: string | undefined;
+  parseFields(h, p + 11, 400, 'request', (kind, vs, ve) => {
+    switch (kind) {
+      case HOST:
+        if (++hosts > 1) throw new HttpError(400, 'more than one Host header in the request');
+        h.host = buf.toString('latin1', vs, ve);
+        break;
+      case CONTENT_LENGTH:
+        if (h.contentLength >= 0) throw new HttpError(400, 'more than one Content-Length header in the request');
+        h.contentLength = parseLength(buf, vs, ve, 400, 'request');
+        break;
+      case TRANSFER_ENCODING:
+        if (te !== undefined) throw new HttpError(400, 'more than one Transfer-Encoding header in the request');
+        te = buf.toString('latin1', vs, ve);
+        break;
+      case CONNECTION:
+        h.connection = connectionTokens(buf, vs, ve, h.connection);
+        break;
+      case UPGRADE:
+        upgrade = buf.toString('latin1', vs, ve);
+        break;
+      case X_FORWARDED_FOR: {
+        const v = buf.toString('latin1', vs, ve);
+        h.forwardedFor = h.forwardedFor === undefined ? v : `${h.forwardedFor}, ${v}`;
+        break;
+      }
+    }
+  });
+  if (hosts === 0 && h.minor === 1) throw new HttpError(400, 'HTTP/1.1 request without a Host header');
+  if (te !== undefined) {
     if (h.contentLength >= 0) throw new HttpError(400, 'request has both Content-Length and Transfer-Encoding; send only one');
     if (h.minor === 0) throw new HttpError(400, 'Transfer-Encoding in an HTTP/1.0 request');
-    if (f.te.trim().toLowerCase() !== 'chunked') throw new HttpError(501, `request Transfer-Encoding ${JSON.stringify(f.te.slice(0, 40))} is not supported; use chunked`);
+    if (te.toLowerCase() !== 'chunked') throw new HttpError(501, `request Transfer-Encoding ${JSON.stringify(te.slice(0, 40))} is not supported; use chunked`);
     h.chunked = true;
   }
   if (h.method === 'CONNECT') throw new HttpError(501, 'CONNECT is not supported by this proxy');
   const conn = h.connection;
-  if (f.upgrade !== undefined && conn?.includes('upgrade')) h.upgrade = f.upgrade;
+  if (upgrade !== undefined && conn?.includes('upgrade')) h.upgrade = upgrade;
   h.close = h.minor === 0 ? !conn?.includes('keep-alive') : (conn?.includes('close') ?? false);
   return h;
 }
 
 /** Parses a response head from a machine. Throws HttpError (502) when malformed. */
 export function parseResponseHead(buf: Buffer, start: number, end: number): ResponseHead {
-  let ls: string[];
-  try {
-    ls = lines(buf, start, end);
-  } catch {
-    throw new HttpError(502, 'bare CR or LF in the response head');
+  // Status line: HTTP/1.x SP 3DIGIT [SP reason] CRLF.
+  const p = start;
+  let ok = p + 14 <= end && isHttp1(buf, p) && (buf[p + 7] === 49 || buf[p + 7] === 48) && buf[p + 8] === SP;
+  let status = 0;
+  for (let i = p + 9; ok && i < p + 12; i++) {
+    const d = buf[i]! - 48;
+    if (d < 0 || d > 9) ok = false;
+    else status = status * 10 + d;
   }
-  const sl = STATUS_LINE.exec(ls[0]!);
-  if (!sl) throw new HttpError(502, `malformed status line ${JSON.stringify(ls[0]!.slice(0, 60))}`);
+  let q = p + 12;
+  if (ok && buf[q] === SP) {
+    q++;
+    while (VALUE[buf[q]!] === 1) q++;
+  }
+  if (!ok || status < 100 || buf[q] !== CR || buf[q + 1] !== LF) {
+    throw new HttpError(502, `malformed status line ${JSON.stringify(buf.toString('latin1', start, Math.min(end, start + 60)).split('\r')[0])}`);
+  }
   const h: ResponseHead = {
-    status: Number(sl[2]),
-    reason: sl[3] ?? '',
-    minor: sl[1] === '1' ? 1 : 0,
-    raw: [],
-    lower: [],
+    buf,
+    start,
+    end,
+    lineEnd: q,
+    fields: [],
+    status,
+    minor: buf[p + 7] === 49 ? 1 : 0,
     contentLength: -1,
     chunked: false,
     transferEncoding: false,
     connection: undefined,
     keepAlive: false,
   };
-  const f = fields(ls, h, 502, 'response');
-  if (f.te !== undefined) {
+  let te: string | undefined;
+  parseFields(h, q + 2, 502, 'response', (kind, vs, ve) => {
+    switch (kind) {
+      case CONTENT_LENGTH: {
+        const n = parseLength(buf, vs, ve, 502, 'response');
+        if (h.contentLength >= 0 && n !== h.contentLength) throw new HttpError(502, 'conflicting Content-Length headers in the response');
+        h.contentLength = n;
+        break;
+      }
+      case TRANSFER_ENCODING: {
+        const v = buf.toString('latin1', vs, ve);
+        te = te === undefined ? v : `${te}, ${v}`;
+        break;
+      }
+      case CONNECTION:
+        h.connection = connectionTokens(buf, vs, ve, h.connection);
+        break;
+    }
+  });
+  if (te !== undefined) {
     h.transferEncoding = true;
-    const codings = f.te.split(',');
+    const codings = te.split(',');
     h.chunked = codings[codings.length - 1]!.trim().toLowerCase() === 'chunked';
     // Transfer-Encoding wins over Content-Length (RFC 9112 §6.3); the
     // length is then not forwarded.
@@ -221,8 +394,9 @@ export function parseResponseHead(buf: Buffer, start: number, end: number): Resp
   return h;
 }
 
-export function isToken(s: string): boolean {
-  return TOKEN.test(s);
+/** Lower-cased name of header `i` (fields index / 4). */
+export function fieldName(h: MessageHead, i: number): string {
+  return h.buf.toString('latin1', h.fields[i * 4]!, h.fields[i * 4 + 3]!).toLowerCase();
 }
 
 const S_SIZE = 0;

@@ -69,15 +69,12 @@ const LINGER_MS = 5_000;
  * Writes `prefix` (a head, latin1) and `data` with one write call: one
  * syscall and no writev bookkeeping for the common small answer.
  */
-function writeJoined(sock: Socket, prefix: string, data: Buffer | null): boolean {
-  if (data === null || data.length === 0) return sock.write(prefix, 'latin1');
-  const n = prefix.length;
-  const b = Buffer.allocUnsafe(n + data.length);
-  b.write(prefix, 0, n, 'latin1');
-  data.copy(b, n);
-  return sock.write(b);
+function writeJoined(sock: Socket, prefix: Buffer, data: Buffer | null): boolean {
+  if (data === null || data.length === 0) return sock.write(prefix);
+  return sock.write(Buffer.concat([prefix, data], prefix.length + data.length));
 }
 
+const EMPTY = Buffer.alloc(0);
 let seq = 0;
 const idPrefix = randomBytes(4).toString('hex');
 function newRequestId(): string {
@@ -273,7 +270,7 @@ export function createProxy(options: ProxyOptions): Proxy {
     /** A 1xx answer was relayed: the request can no longer be sent elsewhere. */
     interim = false;
     up: Upstream | null = null;
-    upHead = '';
+    upHead: Buffer = EMPTY;
     attempt = 0;
     exclude: Set<string> | undefined;
     lastFailure: string | undefined;
@@ -286,7 +283,7 @@ export function createProxy(options: ProxyOptions): Proxy {
     streaming = false;
     // Response.
     resBuf: Buffer | null = null;
-    res: ResponseHead | null = null;
+    resKeepAlive = false;
     mode = NONE;
     resLeft = 0;
     resChunks: ChunkedReader | null = null;
@@ -374,7 +371,7 @@ export function createProxy(options: ProxyOptions): Proxy {
       this.since = Date.now();
       const c = this.c;
       if (this.reqDone) {
-        sock.write(this.upHead, 'latin1');
+        sock.write(this.upHead);
         return;
       }
       this.bodyStarted = true;
@@ -384,13 +381,13 @@ export function createProxy(options: ProxyOptions): Proxy {
         c.buf = null;
         c.scanned = 0;
         this.body(buf, this.upHead);
-      } else sock.write(this.upHead, 'latin1');
+      } else sock.write(this.upHead);
       // Body bytes were held (reading paused past HOLD_BYTES) until now.
       if (this.streaming && !sock.writableNeedDrain) c.resume();
     }
 
     /** Request body bytes from the client (possibly followed by a pipelined request). */
-    body(buf: Buffer, prefix?: string): void {
+    body(buf: Buffer, prefix?: Buffer): void {
       let used: number;
       try {
         if (this.reqChunks) used = this.reqChunks.feed(buf, 0, buf.length);
@@ -477,13 +474,12 @@ export function createProxy(options: ProxyOptions): Proxy {
         }
         if (res.status < 200) {
           // Interim answers (100 Continue, 103) are passed on; the final one follows.
-          if (this.head.minor === 1) c.sock.write(interimHead(res, undefined), 'latin1');
+          if (this.head.minor === 1) c.sock.write(interimHead(res, undefined));
           this.interim = true;
           if (!rest) return;
           buf = rest;
           continue;
         }
-        this.res = res;
         const m = this.head.method;
         if (m === 'HEAD' || res.status === 204 || res.status === 304) this.mode = NONE;
         else if (res.chunked) this.mode = CHUNKED;
@@ -504,9 +500,21 @@ export function createProxy(options: ProxyOptions): Proxy {
         if (this.mode === CHUNKED) this.resChunks = new ChunkedReader(502);
         framing += this.closeAfter || c.ended ? 'Connection: close\r\n' : keepAliveHeader;
         this.phase = BODY;
+        this.resKeepAlive = res.keepAlive;
+        if (this.mode === LENGTH && rest !== null && rest.length <= this.resLeft) {
+          // The usual case: head and (first part of the) body in one buffer.
+          const ok = c.sock.write(downstreamHead(res, this.requestId, framing, rest));
+          this.resLeft -= rest.length;
+          if (!ok) this.up?.sock.pause();
+          if (this.resLeft === 0) {
+            this.resDone = true;
+            if (this.reqDone) this.finish();
+          }
+          return;
+        }
         const text = downstreamHead(res, this.requestId, framing);
         if (rest === null || this.mode === NONE) {
-          c.sock.write(text, 'latin1');
+          c.sock.write(text);
           if (this.mode === NONE) {
             if (rest) this.tainted = true;
             this.resDone = true;
@@ -523,11 +531,11 @@ export function createProxy(options: ProxyOptions): Proxy {
     tainted = false;
     resDone = false;
 
-    resBody(buf: Buffer, prefix?: string): void {
+    resBody(buf: Buffer, prefix?: Buffer): void {
       const sock = this.c.sock;
       let ok = true;
       if (prefix !== undefined && (this.mode !== LENGTH && (this.mode !== CHUNKED || this.decode))) {
-        sock.write(prefix, 'latin1');
+        sock.write(prefix);
         prefix = undefined;
       }
       switch (this.mode) {
@@ -584,7 +592,7 @@ export function createProxy(options: ProxyOptions): Proxy {
       const up = this.up;
       this.up = null;
       if (up) {
-        if (!this.tainted && this.res?.keepAlive && this.mode !== CLOSE) {
+        if (!this.tainted && this.resKeepAlive && this.mode !== CLOSE) {
           up.sock.resume();
           upstreams.put(up);
         } else up.destroy();
@@ -711,7 +719,7 @@ export function createProxy(options: ProxyOptions): Proxy {
       this.phase = TUNNEL;
       // Websockets are often quiet for long stretches; only a close ends them.
       c.sock.cork();
-      c.sock.write(interimHead(res, this.requestId), 'latin1');
+      c.sock.write(interimHead(res, this.requestId));
       if (rest) c.sock.write(rest);
       c.sock.uncork();
       if (c.buf) {
