@@ -1,5 +1,5 @@
 import { HangarError } from '../shared/errors.js';
-import { ByteReader } from './bytes.js';
+import { TarFormatError, TarParser, type TarHeader } from '../rootfs/tar.js';
 
 export type TarEntryType = 'file' | 'dir' | 'symlink' | 'hardlink' | 'other';
 
@@ -18,91 +18,55 @@ export interface TarVisitor {
   body(entry: TarEntry, data: Buffer): void;
 }
 
-const BLOCK = 512;
-/** GNU long names and PAX headers are metadata; anything this large is an attack or corruption. */
-const MAX_META = 1 << 20;
-
 /**
- * Minimal streaming tar reader: ustar, GNU long names/links (L/K) and PAX
- * extended headers (path, linkpath, size). Only bodies the visitor asks for
- * are buffered; the rest is skipped as it streams past.
+ * Entry-level view over the rootfs tar parser (one tar reader in Hangar):
+ * the visitor sees every entry whose path stays inside the root, and only
+ * the bodies it asks for are kept in memory; the rest streams past.
  */
 export async function readTar(source: AsyncIterable<Uint8Array>, visitor: TarVisitor, maxBody: number): Promise<void> {
-  const r = new ByteReader(source);
-  let longName: string | undefined;
-  let longLink: string | undefined;
-  let pax: Record<string, string> = {};
-  let global: Record<string, string> = {};
-  try {
-    for (;;) {
-      const at = r.offset;
-      const header = await r.read(BLOCK);
-      if (!header) return;
-      if (isZero(header)) return;
-      verifyChecksum(header, at);
-      const flag = String.fromCharCode(header[156]!);
-      let size = parseNumber(header.subarray(124, 136), at);
-      if (pax.size !== undefined) size = Number(pax.size);
-      else if (global.size !== undefined) size = Number(global.size);
-      if (!Number.isSafeInteger(size) || size < 0) throw bad(at, 'invalid entry size');
-      const padded = Math.ceil(size / BLOCK) * BLOCK;
-
-      if (flag === 'L' || flag === 'K' || flag === 'x' || flag === 'g') {
-        if (size > MAX_META) throw bad(at, `metadata entry of ${size} bytes`);
-        const data = (await r.read(padded))!.subarray(0, size);
-        if (flag === 'L') longName = cString(data);
-        else if (flag === 'K') longLink = cString(data);
-        else if (flag === 'x') pax = { ...pax, ...parsePax(data, at) };
-        else global = { ...global, ...parsePax(data, at) };
-        continue;
-      }
-
-      const magic = header.subarray(257, 263).toString('latin1');
-      let name = cString(header.subarray(0, 100));
-      // The prefix field only exists in POSIX ustar; GNU tar stores times there.
-      if (magic === 'ustar\0') {
-        const prefix = cString(header.subarray(345, 500));
-        if (prefix) name = `${prefix}/${name}`;
-      }
-      if (longName !== undefined) name = longName;
-      if (pax.path !== undefined) name = pax.path;
-      let link = cString(header.subarray(157, 257));
-      if (longLink !== undefined) link = longLink;
-      if (pax.linkpath !== undefined) link = pax.linkpath;
-      longName = longLink = undefined;
-      pax = {};
-
-      const type: TarEntryType =
-        flag === '0' || flag === '\0' || flag === '7'
-          ? 'file'
-          : flag === '5'
-            ? 'dir'
-            : flag === '2'
-              ? 'symlink'
-              : flag === '1'
-                ? 'hardlink'
-                : 'other';
-      const path = normalise(name);
-      const entry: TarEntry = {
-        path: path ?? '',
-        type,
-        linkpath: type === 'hardlink' ? (normalise(link) ?? '') : link,
-        size: type === 'file' ? size : 0,
-      };
+  let current: { entry: TarEntry; chunks: Buffer[] } | undefined;
+  const parser = new TarParser({
+    entry(h: TarHeader) {
+      current = undefined;
+      const path = normalise(h.name);
       // Entries escaping the root are never legitimate in a layer: ignore them.
-      if (path !== undefined && path !== '' && type === 'file' && visitor.want(entry)) {
-        if (size > maxBody) {
-          throw new HangarError('TOO_LARGE', `file /${path} in the image is ${size} bytes, above the ${maxBody}-byte limit for package databases; the image cannot be scanned`);
-        }
-        const data = (await r.read(padded)) ?? Buffer.alloc(0);
-        visitor.body(entry, data.subarray(0, size));
-      } else {
-        if (path !== undefined && path !== '' && type !== 'file') visitor.want(entry);
-        await r.skip(padded);
+      if (path === undefined || path === '') return;
+      const type = entryType(h);
+      const entry: TarEntry = { path, type, linkpath: type === 'hardlink' ? (normalise(h.linkname) ?? '') : h.linkname, size: type === 'file' ? h.size : 0 };
+      if (!visitor.want(entry) || type !== 'file') return;
+      if (h.size > maxBody) {
+        throw new HangarError('TOO_LARGE', `file /${path} in the image is ${h.size} bytes, above the ${maxBody}-byte limit for package databases; the image cannot be scanned`);
       }
+      current = { entry, chunks: [] };
+    },
+    data(chunk) {
+      current?.chunks.push(Buffer.from(chunk));
+    },
+    endEntry() {
+      if (current) visitor.body(current.entry, Buffer.concat(current.chunks));
+      current = undefined;
+    },
+  });
+  let offset = 0;
+  try {
+    for await (const chunk of source) {
+      if (parser.ended) break;
+      parser.write(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+      offset += chunk.byteLength;
     }
-  } finally {
-    await r.close();
+    parser.end();
+  } catch (e) {
+    if (e instanceof TarFormatError) {
+      throw new HangarError('SBOM_BAD_LAYER', `layer is not a readable tar archive (near byte ${offset}): ${e.message}; the blob is corrupt or not a filesystem layer`);
+    }
+    throw e;
+  }
+}
+
+function entryType(h: TarHeader): TarEntryType {
+  switch (h.type) {
+    case 'file': case 'dir': case 'symlink': case 'hardlink': return h.type;
+    default: return 'other';
   }
 }
 
@@ -117,56 +81,4 @@ export function normalise(name: string): string | undefined {
     } else stack.push(seg);
   }
   return stack.join('/');
-}
-
-function isZero(b: Buffer): boolean {
-  for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
-  return true;
-}
-
-function cString(b: Buffer): string {
-  const end = b.indexOf(0);
-  return b.subarray(0, end < 0 ? b.length : end).toString('utf8');
-}
-
-function parseNumber(field: Buffer, at: number): number {
-  // GNU base-256 for values that do not fit in octal.
-  if (field[0]! & 0x80) {
-    let v = field[0]! & 0x7f;
-    for (let i = 1; i < field.length; i++) v = v * 256 + field[i]!;
-    return v;
-  }
-  const s = cString(field).trim();
-  if (s === '') return 0;
-  if (!/^[0-7]+$/.test(s)) throw bad(at, `invalid octal number "${s}"`);
-  return parseInt(s, 8);
-}
-
-function verifyChecksum(h: Buffer, at: number): void {
-  const stored = cString(h.subarray(148, 156)).trim();
-  let sum = 0;
-  for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 32 : h[i]!;
-  if (!/^[0-7]+$/.test(stored) || parseInt(stored, 8) !== sum) {
-    throw bad(at, 'header checksum mismatch (not a tar archive, or corrupt)');
-  }
-}
-
-function parsePax(data: Buffer, at: number): Record<string, string> {
-  const out: Record<string, string> = {};
-  let pos = 0;
-  while (pos < data.length) {
-    const sp = data.indexOf(0x20, pos);
-    if (sp < 0) break;
-    const len = Number(data.subarray(pos, sp).toString('latin1'));
-    if (!Number.isInteger(len) || len <= 0 || pos + len > data.length) throw bad(at, 'malformed PAX header');
-    const rec = data.subarray(sp + 1, pos + len - 1).toString('utf8');
-    const eq = rec.indexOf('=');
-    if (eq > 0) out[rec.slice(0, eq)] = rec.slice(eq + 1);
-    pos += len;
-  }
-  return out;
-}
-
-function bad(at: number, what: string): HangarError {
-  return new HangarError('SBOM_BAD_LAYER', `layer is not a readable tar archive at byte ${at}: ${what}; the blob is corrupt or not a filesystem layer`);
 }
