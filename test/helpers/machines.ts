@@ -38,10 +38,18 @@ export async function runMachine(t: TestDaemon, app: string, body: unknown): Pro
   return r.body.id as string;
 }
 
+/** Run a shell command in a started machine, retrying while the guest's exec channel comes up. */
 export async function sh(t: TestDaemon, app: string, id: string, cmd: string): Promise<{ exit_code: number; stdout: string; stderr: string }> {
-  const r = await t.api('POST', `/v1/apps/${app}/machines/${id}/exec`, { command: ['/bin/sh', '-c', cmd], timeout: 60 });
-  if (r.status !== 200) throw new Error(`exec in ${id} failed: ${r.status} ${JSON.stringify(r.body)}`);
-  return r.body;
+  let last: unknown;
+  for (let i = 0; i < 60; i++) {
+    const r = await t.api('POST', `/v1/apps/${app}/machines/${id}/exec`, { command: ['/bin/sh', '-c', cmd], timeout: 60 });
+    if (r.status === 200) return r.body;
+    last = r.body;
+    if (r.status !== 409 && r.status !== 408 && r.status !== 503) break;
+    await new Promise((res) => setTimeout(res, 500));
+  }
+  const m = (await t.api('GET', `/v1/apps/${app}/machines/${id}`)).body;
+  throw new Error(`exec in ${id} failed: ${JSON.stringify(last)}; machine ${m?.state} (${m?.reason ?? ''}); last log lines: ${JSON.stringify((await logsOf(t, app, id)).slice(-20).map((l) => l.message))}`);
 }
 
 /** Poll the app's logs until `pred` matches a line (or time out). */

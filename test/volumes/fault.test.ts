@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { run } from '../../src/shared/process.js';
 import { startTestDaemon } from '../helpers/daemon.js';
 import { fsckClean } from './helpers.js';
-import { pushBusybox, startMachine, waitState } from './vm-helpers.js';
+import { pushBusybox, runMachine, waitState } from '../helpers/machines.js';
 
 const APP = 'crashy';
 
@@ -25,24 +25,23 @@ test('kill -9 of qemu during heavy fsync\'d writes: fsck finds the volume clean 
   const t = await startTestDaemon();
   try {
     await t.api('POST', '/v1/apps', { app_name: APP });
-    const image = await pushBusybox(t, APP, 'v1');
+    const image = await pushBusybox(t, `${APP}/busybox`, 'v1');
     const vol = (await t.api('POST', `/v1/apps/${APP}/volumes`, { name: 'data', size_gb: 1 })).body;
-    const m = await startMachine(t, APP, {
+    const m = await runMachine(t, APP, {
       config: { image, init: { cmd: ['/bin/sh', '-c', WRITER] }, restart: { policy: 'no' }, mounts: [{ volume: vol.id, path: '/data' }] },
     });
-    assert.equal(m.status, 200, JSON.stringify(m.body));
 
-    const committed = () => t.daemon.logs.query({ app: APP, machineId: m.id, limit: 10_000 }).map((l) => /^committed (\d+)$/.exec(l.message)).filter((x) => x).map((x) => Number(x![1]));
+    const committed = () => t.daemon.logs.query({ app: APP, machineId: m, limit: 10_000 }).map((l) => /^committed (\d+)$/.exec(l.message)).filter((x) => x).map((x) => Number(x![1]));
     const deadline = Date.now() + 240_000;
     // Kill once records are committing AND bulk rounds are going on.
-    const bulkRounds = () => t.daemon.logs.query({ app: APP, machineId: m.id, limit: 10_000 }).filter((l) => /^bulk \d+$/.test(l.message)).length;
+    const bulkRounds = () => t.daemon.logs.query({ app: APP, machineId: m, limit: 10_000 }).filter((l) => /^bulk \d+$/.test(l.message)).length;
     while (committed().length < 40 || bulkRounds() < 2) {
       assert.ok(Date.now() < deadline, `the writers did not get going in time (${committed().length} records, ${bulkRounds()} bulk rounds)`);
       await new Promise((r) => setTimeout(r, 500));
     }
-    const pid = JSON.parse(readFileSync(join(t.dataDir, 'machines', m.id, 'vm.json'), 'utf8')).pid as number;
+    const pid = JSON.parse(readFileSync(join(t.dataDir, 'machines', m, 'vm.json'), 'utf8')).pid as number;
     process.kill(pid, 'SIGKILL');
-    await waitState(t, APP, m.id, 'stopped');
+    await waitState(t, APP, m, 'stopped');
     const seen = committed();
     const last = Math.max(...seen);
     assert.ok(last >= 39);
@@ -64,8 +63,8 @@ test('kill -9 of qemu during heavy fsync\'d writes: fsck finds the volume clean 
     }
 
     // And the machine boots again on the recovered volume.
-    assert.equal((await t.api('POST', `/v1/apps/${APP}/machines/${m.id}/start`)).status, 200);
-    await waitState(t, APP, m.id, 'started');
+    assert.equal((await t.api('POST', `/v1/apps/${APP}/machines/${m}/start`)).status, 200);
+    await waitState(t, APP, m, 'started');
   } finally {
     for (const mm of t.daemon.machines.list(APP)) await t.daemon.machines.destroy(APP, mm.id, true).catch(() => {});
     await t.close();

@@ -4,7 +4,7 @@ import { rmSync } from 'node:fs';
 import { run } from '../../src/shared/process.js';
 import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { blockCount, fsckClean } from './helpers.js';
-import { pushBusybox, sh, startMachine, waitState } from './vm-helpers.js';
+import { pushBusybox, sh, runMachine, waitState } from '../helpers/machines.js';
 
 const APP = 'live';
 const GIB = 1024 ** 3;
@@ -48,16 +48,15 @@ test('a running machine\'s volume: extend grows it online; live snapshot and for
   const dataDir = t.dataDir;
   try {
     await t.api('POST', '/v1/apps', { app_name: APP });
-    const image = await pushBusybox(t, APP, 'v1');
+    const image = await pushBusybox(t, `${APP}/busybox`, 'v1');
     const vol = (await t.api('POST', `/v1/apps/${APP}/volumes`, { name: 'data', size_gb: 1 })).body;
     const img = t.daemon.volumes.imagePath(vol.id);
-    const m = await startMachine(t, APP, {
+    const m = await runMachine(t, APP, {
       config: { image, init: { cmd: ['/bin/sh', '-c', WRITER] }, restart: { policy: 'no' }, mounts: [{ volume: vol.id, path: '/data' }] },
     });
-    assert.equal(m.status, 200, JSON.stringify(m.body));
 
     // --- online extend ---------------------------------------------------------
-    let r = await sh(t, APP, m.id, 'dd if=/dev/urandom of=/data/before bs=1M count=4 2>/dev/null && sync && md5sum /data/before && df -k /data | tail -1');
+    let r = await sh(t, APP, m, 'dd if=/dev/urandom of=/data/before bs=1M count=4 2>/dev/null && sync && md5sum /data/before && df -k /data | tail -1');
     assert.equal(r.exit_code, 0, r.stderr);
     const [sumBefore, dfBefore] = r.stdout.trim().split('\n');
     assert.ok(Number(dfBefore!.trim().split(/\s+/)[1]) < 1.01 * 1024 * 1024, dfBefore);
@@ -75,7 +74,7 @@ test('a running machine\'s volume: extend grows it online; live snapshot and for
     // The new space is there inside the running guest, the old data too, and
     // blocks past the old end of the disk take writes (fallocate of more than
     // the old size, then real data far into it, read back from the disk).
-    r = await sh(t, APP, m.id, [
+    r = await sh(t, APP, m, [
       'df -k /data | tail -1', 'md5sum /data/before',
       'fallocate -l 1300M /data/big', 'dd if=/dev/urandom of=/tmp/chunk bs=1M count=4 2>/dev/null',
       'dd if=/tmp/chunk of=/data/big bs=1M seek=1290 conv=notrunc,fsync 2>/dev/null', 'echo 3 > /proc/sys/vm/drop_caches',
@@ -87,10 +86,10 @@ test('a running machine\'s volume: extend grows it online; live snapshot and for
     assert.ok(kb > 1.9 * 1024 * 1024, `df inside the guest shows ~2 GiB after the online extend: ${lines[0]}`);
     assert.equal(lines[1], sumBefore, 'data written before the extend is intact');
     assert.equal(lines[3], lines[2], 'data written past the old end reads back');
-    assert.equal((await t.api('GET', `/v1/apps/${APP}/machines/${m.id}`)).body.state, 'started');
+    assert.equal((await t.api('GET', `/v1/apps/${APP}/machines/${m}`)).body.state, 'started');
 
     // --- live snapshot while the app writes --------------------------------------
-    const before = await waitCommitted(t, m.id, 20);
+    const before = await waitCommitted(t, m, 20);
     const t0 = Date.now();
     const snap = await t.api('POST', `/v1/apps/${APP}/volumes/${vol.id}/snapshots`);
     const snapMs = Date.now() - t0;
@@ -104,12 +103,12 @@ test('a running machine\'s volume: extend grows it online; live snapshot and for
     assert.equal(await blockCount(snapImg), (2 * GIB) / 4096);
     await assertRecords(snapImg, before);
     // The app kept running and writing.
-    const afterSnap = committed(t, m.id);
-    await waitCommitted(t, m.id, afterSnap + 10);
-    assert.equal((await t.api('GET', `/v1/apps/${APP}/machines/${m.id}`)).body.state, 'started');
+    const afterSnap = committed(t, m);
+    await waitCommitted(t, m, afterSnap + 10);
+    assert.equal((await t.api('GET', `/v1/apps/${APP}/machines/${m}`)).body.state, 'started');
 
     // Fork of the in-use volume, and a restore of the snapshot.
-    const beforeFork = committed(t, m.id);
+    const beforeFork = committed(t, m);
     const fork = await t.api('POST', `/v1/apps/${APP}/volumes`, { name: 'copy', source_volume_id: vol.id });
     assert.equal(fork.status, 200, JSON.stringify(fork.body));
     await assertRecords(t.daemon.volumes.imagePath(fork.body.id), beforeFork);
@@ -122,9 +121,9 @@ test('a running machine\'s volume: extend grows it online; live snapshot and for
     // --- the guest thaws by itself -----------------------------------------------
     // Held past its hold time: the init thaws, writers go on, and the
     // release reports the hold as lost (a copy made meanwhile is refused).
-    const release = await t.daemon.machines.holdVolume(m.id, img, 4000);
+    const release = await t.daemon.machines.holdVolume(m, img, 4000);
     const t1 = Date.now();
-    r = await sh(t, APP, m.id, 'touch /data/while-frozen && sync /data/while-frozen && echo ok');
+    r = await sh(t, APP, m, 'touch /data/while-frozen && sync /data/while-frozen && echo ok');
     assert.equal(r.stdout, 'ok\n');
     // (The hold counts from the freeze, a moment before holdVolume resolved.)
     assert.ok(Date.now() - t1 >= 2000, `writes waited for the thaw (${Date.now() - t1} ms)`);
@@ -132,22 +131,21 @@ test('a running machine\'s volume: extend grows it online; live snapshot and for
 
     // The host goes away mid-freeze (daemon shutdown): the guest thaws at once,
     // long before the 10-minute hold, and the adopted machine keeps writing.
-    await t.daemon.machines.holdVolume(m.id, img, 600_000);
+    await t.daemon.machines.holdVolume(m, img, 600_000);
     await t.daemon.close();
     t = await startTestDaemon({ dataDir });
     const t2 = Date.now();
-    r = await sh(t, APP, m.id, 'touch /data/after-host-gone && sync /data/after-host-gone && echo ok');
+    r = await sh(t, APP, m, 'touch /data/after-host-gone && sync /data/after-host-gone && echo ok');
     assert.equal(r.stdout, 'ok\n');
     assert.ok(Date.now() - t2 < 60_000, `the guest thawed when the host went away (${Date.now() - t2} ms)`);
-    const now = committed(t, m.id);
-    await waitCommitted(t, m.id, now + 5);
+    const now = committed(t, m);
+    await waitCommitted(t, m, now + 5);
 
     // --- the restored volume mounts in a machine --------------------------------
-    const m2 = await startMachine(t, APP, {
+    const m2 = await runMachine(t, APP, {
       config: { image, init: { cmd: ['/bin/sh', '-c', 'sleep 100000'] }, restart: { policy: 'no' }, mounts: [{ volume: restored.body.id, path: '/data' }] },
     });
-    assert.equal(m2.status, 200, JSON.stringify(m2.body));
-    r = await sh(t, APP, m2.id, `grep -c "^record" /data/log; sed -n ${before + 1}p /data/log; md5sum /data/before; df -k /data | tail -1`);
+    r = await sh(t, APP, m2, `grep -c "^record" /data/log; sed -n ${before + 1}p /data/log; md5sum /data/before; df -k /data | tail -1`);
     const out = r.stdout.trim().split('\n');
     assert.ok(Number(out[0]) >= before + 1);
     assert.equal(out[1], record(before));
@@ -157,13 +155,13 @@ test('a running machine\'s volume: extend grows it online; live snapshot and for
 
     // A volume its guest no longer has mounted (a root app unmounted it) is
     // copied with the VM paused instead (QMP stop/cont); the VM runs on after.
-    r = await sh(t, APP, m2.id, 'umount /data && echo unmounted');
+    r = await sh(t, APP, m2, 'umount /data && echo unmounted');
     assert.equal(r.stdout, 'unmounted\n', r.stderr);
     const paused = await t.api('POST', `/v1/apps/${APP}/volumes/${restored.body.id}/snapshots`);
     assert.equal(paused.status, 200, JSON.stringify(paused.body));
     await assertRecords(t.daemon.volumes.snapshotPath(paused.body.id), before);
-    assert.equal((await sh(t, APP, m2.id, 'echo running')).stdout, 'running\n');
-    await waitState(t, APP, m.id, 'started');
+    assert.equal((await sh(t, APP, m2, 'echo running')).stdout, 'running\n');
+    await waitState(t, APP, m, 'started');
   } finally {
     for (const mm of t.daemon.machines.list(APP)) await t.daemon.machines.destroy(APP, mm.id, true).catch(() => {});
     await t.close();
