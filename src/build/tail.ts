@@ -182,9 +182,14 @@ export interface ImageConfigFile {
   [k: string]: unknown;
 }
 
-/** The image config with the tail applied, as Docker's builder applies these instructions. */
-export function applyMetadataTail(image: ImageConfigFile, tail: MetadataTail, now = new Date()): ImageConfigFile {
-  const created = now.toISOString();
+/**
+ * The image config with the tail applied, as Docker's builder applies these
+ * instructions. The time stamps default to the built image's own, so an
+ * unchanged rebuild (all cache hits) keeps its digest and a deploy of it
+ * changes nothing, as without the tail.
+ */
+export function applyMetadataTail(image: ImageConfigFile, tail: MetadataTail, now?: Date): ImageConfigFile {
+  const created = now?.toISOString() ?? image.created ?? new Date().toISOString();
   const config = { ...(image.config ?? {}) };
   const history = [...(image.history ?? [])];
   let cmdSet = tail.cmdSetBefore;

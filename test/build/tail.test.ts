@@ -85,6 +85,12 @@ test('applyMetadataTail: what Docker writes for the same instructions', () => {
     ],
   );
   assert.deepEqual(base.config.Env, ['PATH=/usr/bin', 'PORT=1'], 'the input is not modified');
+  // Without a time, the built image's own stamp is kept: same input, same digest.
+  const stamped = { ...base, created: '2025-05-06T07:08:09.123456789Z' };
+  const again = applyMetadataTail(stamped, splitMetadataTail(EXAMPLE)!);
+  assert.equal(again.created, '2025-05-06T07:08:09.123456789Z');
+  assert.ok(again.history!.slice(1).every((h) => h.created === again.created));
+  assert.deepEqual(again, applyMetadataTail(stamped, splitMetadataTail(EXAMPLE)!));
 
   // Shell form; ENTRYPOINT drops an inherited CMD unless the stage set one.
   const a = applyMetadataTail(base, splitMetadataTail('FROM a\nRUN x\nENTRYPOINT /bin/app --serve\n')!, now);
