@@ -37,6 +37,12 @@ export interface DaemonOptions {
   /** Apps are served at <app>.<proxyDomain> (default localhost, or $HANGAR_PROXY_DOMAIN). */
   proxyDomain?: string;
   logger?: Logger;
+  /**
+   * Upstream of the Docker Hub mirror's pull-through (docs/registry.md), e.g.
+   * https://registry-1.docker.io; undefined or 'off': no pull-through. The
+   * CLI defaults to Docker Hub; embedders and tests opt in.
+   */
+  mirrorUpstream?: string;
 }
 
 /** A component that serves its own URL space (the registry serves /v2/). */
@@ -103,7 +109,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   secretsRoutes(router, accounts, secrets);
   volumesRoutes(router, accounts, volumes);
   const mounts: Mount[] = [];
-  const registry = createRegistry({ dataDir: options.dataDir, store, accounts, log });
+  const mirrorUpstream = options.mirrorUpstream && options.mirrorUpstream !== 'off' ? options.mirrorUpstream : undefined;
+  const registry = createRegistry({ dataDir: options.dataDir, store, accounts, log, ...(mirrorUpstream ? { mirror: { upstream: mirrorUpstream } } : {}) });
   mounts.push(registry);
 
   // Machines: images come from the rootfs cache (reading Hangar's own

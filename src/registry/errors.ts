@@ -17,7 +17,9 @@ export type OciCode =
   | 'UNAUTHORIZED'
   | 'DENIED'
   | 'UNSUPPORTED'
-  | 'TOOMANYREQUESTS';
+  | 'TOOMANYREQUESTS'
+  /** Not in the spec's list; CNCF distribution's code when an upstream (proxy mode) cannot be reached. */
+  | 'UNAVAILABLE';
 
 const STATUS: Record<OciCode, number> = {
   BLOB_UNKNOWN: 404,
@@ -34,6 +36,7 @@ const STATUS: Record<OciCode, number> = {
   DENIED: 403,
   UNSUPPORTED: 415,
   TOOMANYREQUESTS: 429,
+  UNAVAILABLE: 503,
 };
 
 /** A registry error: OCI code, HTTP status and the headers the spec asks for (challenge, Range). */

@@ -137,6 +137,7 @@ async function manifest(reg: Registry, req: IncomingMessage, res: ServerResponse
     return empty(res, 202, {});
   }
 
+  await reg.pullThrough?.ensureManifest(name, app, ref);
   const d = digest ? digest.value : reg.meta.tag(name, ref);
   const row = d ? reg.meta.manifest(name, d) : undefined;
   if (!row) throw regErr('MANIFEST_UNKNOWN', `manifest ${ref} is not in ${name}; list tags with GET /v2/${name}/tags/list`, { detail: { name, reference: ref } });
@@ -174,44 +175,27 @@ async function putManifest(
     });
   }
   const d = parseDigest(actual);
-  await reg.lock.shared(async () => {
-    const missingBlob = parsed.blobs.find((b) => !reg.meta.repoBlob(name, b));
-    if (missingBlob) {
-      throw regErr('MANIFEST_BLOB_UNKNOWN', `the manifest references blob ${missingBlob}, which is not in ${name}: push the blob first`, {
-        detail: { digest: missingBlob },
-      });
-    }
-    const missingChild = parsed.children.find((c) => !reg.meta.manifest(name, c));
-    if (missingChild) {
-      throw regErr('MANIFEST_UNKNOWN', `the index references manifest ${missingChild}, which is not in ${name}: push it first`, {
-        detail: { digest: missingChild },
-      });
-    }
-    if (!reg.meta.blob(d.value) || !(await reg.content.fileExists(d))) {
-      const tmp = reg.content.tempPath();
-      try {
-        await reg.content.write(tmp, body);
-        await reg.content.install(tmp, d);
-      } catch (e) {
-        await reg.content.remove(tmp);
-        throw e;
+  await reg.storeManifest({
+    repo: name,
+    app,
+    body,
+    parsed,
+    digest: d,
+    tag: digest ? undefined : ref,
+    check: () => {
+      const missingBlob = parsed.blobs.find((b) => !reg.meta.repoBlob(name, b));
+      if (missingBlob) {
+        throw regErr('MANIFEST_BLOB_UNKNOWN', `the manifest references blob ${missingBlob}, which is not in ${name}: push the blob first`, {
+          detail: { digest: missingBlob },
+        });
       }
-    }
-    reg.options.store.db.transaction(() => {
-      reg.meta.ensureRepo(name, app.id);
-      reg.meta.putBlob(d.value, body.length);
-      reg.meta.putManifest({
-        repo: name,
-        digest: d.value,
-        mediaType: parsed.mediaType,
-        size: body.length,
-        subject: parsed.subject,
-        artifactType: parsed.artifactType,
-        annotations: parsed.annotations,
-        refs: [...parsed.blobs, ...parsed.children],
-        tag: digest ? undefined : ref,
-      });
-    })();
+      const missingChild = parsed.children.find((c) => !reg.meta.manifest(name, c));
+      if (missingChild) {
+        throw regErr('MANIFEST_UNKNOWN', `the index references manifest ${missingChild}, which is not in ${name}: push it first`, {
+          detail: { digest: missingChild },
+        });
+      }
+    },
   });
   const headers: Record<string, string> = { location: `/v2/${name}/manifests/${d.value}`, 'docker-content-digest': d.value };
   if (parsed.subject) headers['oci-subject'] = parsed.subject;
@@ -242,12 +226,13 @@ async function referrers(reg: Registry, req: IncomingMessage, res: ServerRespons
 
 async function blob(reg: Registry, req: IncomingMessage, res: ServerResponse, method: string, name: string, ref: string): Promise<void> {
   if (!['GET', 'HEAD', 'DELETE'].includes(method)) throw methodNotAllowed(method);
-  access(reg, req, name, actionFor(method));
+  const { app } = access(reg, req, name, actionFor(method));
   const d = parseDigest(ref);
   if (method === 'DELETE') {
     if (!reg.meta.unlink(name, d.value)) throw regErr('BLOB_UNKNOWN', `blob ${d.value} is not in ${name}`);
     return empty(res, 202, {});
   }
+  await reg.pullThrough?.ensureBlob(name, app, d);
   const row = reg.meta.repoBlob(name, d.value);
   if (!row) throw regErr('BLOB_UNKNOWN', `blob ${d.value} is not in ${name}`, { detail: { digest: d.value } });
   const headers: Record<string, string> = {

@@ -49,6 +49,7 @@ export class Metadata {
 
   dropRepo(name: string): void {
     this.db.prepare('DELETE FROM registry_tags WHERE repo = ?').run(name);
+    this.db.prepare('DELETE FROM registry_pull_through WHERE repo = ?').run(name);
     this.db.prepare('DELETE FROM registry_manifests WHERE repo = ?').run(name);
     this.db.prepare('DELETE FROM registry_repo_blobs WHERE repo = ?').run(name);
     this.db.prepare('DELETE FROM registry_uploads WHERE repo = ?').run(name);
@@ -126,6 +127,20 @@ export class Metadata {
         )
         .run(m.repo, m.tag, m.digest, now);
     }
+  }
+
+  /** The pull-through mark of a tag: when it was last resolved against the upstream; undefined for a pushed tag. */
+  pulledAt(repo: string, tag: string): number | undefined {
+    return (this.db.prepare('SELECT checked_at FROM registry_pull_through WHERE repo = ? AND tag = ?').get(repo, tag) as { checked_at: number } | undefined)?.checked_at;
+  }
+
+  /** Set (a time) or clear (undefined: the tag was pushed here) a tag's pull-through mark. */
+  markPulled(repo: string, tag: string, at: number | undefined): void {
+    if (at === undefined) this.db.prepare('DELETE FROM registry_pull_through WHERE repo = ? AND tag = ?').run(repo, tag);
+    else
+      this.db
+        .prepare('INSERT INTO registry_pull_through (repo, tag, checked_at) VALUES (?, ?, ?) ON CONFLICT(repo, tag) DO UPDATE SET checked_at = excluded.checked_at')
+        .run(repo, tag, at);
   }
 
   deleteManifest(repo: string, digest: string): boolean {

@@ -13,8 +13,10 @@ import { RegistryAuth } from './auth.js';
 import { TokenSigner } from './tokens.js';
 import { registryMigrations } from './schema.js';
 import { isDigestRef, parseDigest, type Digest } from './digest.js';
+import type { ParsedManifest } from './manifests.js';
 import { parseRepoName } from './names.js';
 import { handleRegistryRequest } from './http.js';
+import { PullThrough, type PullThroughOptions } from './pull-through.js';
 
 export interface RegistryOptions {
   dataDir: string;
@@ -27,6 +29,12 @@ export interface RegistryOptions {
   uploadExpiryMs?: number;
   /** gc keeps unreferenced blobs younger than this (default 1 h): pushes in flight reference them soon. */
   gcGraceMs?: number;
+  /**
+   * Pull-through for the Docker Hub mirror (docker.io/ repositories): misses
+   * are fetched from this upstream. Absent: no pull-through (the mirror holds
+   * only what was pushed, e.g. by `hangar images seed`).
+   */
+  mirror?: PullThroughOptions;
 }
 
 export interface GcResult {
@@ -57,6 +65,8 @@ export class Registry implements LocalImageStore {
   readonly log: Logger;
   readonly uploadExpiryMs: number;
   readonly gcGraceMs: number;
+  /** The mirror's pull-through, when an upstream is configured. */
+  readonly pullThrough: PullThrough | undefined;
   private sweeper: NodeJS.Timeout | undefined;
 
   constructor(readonly options: RegistryOptions) {
@@ -71,6 +81,7 @@ export class Registry implements LocalImageStore {
     this.auth = new RegistryAuth(options.accounts, new TokenSigner(join(root, 'token.key')), options.tokenTtlSeconds ?? 600);
     this.uploadExpiryMs = options.uploadExpiryMs ?? 24 * HOUR;
     this.gcGraceMs = options.gcGraceMs ?? HOUR;
+    this.pullThrough = options.mirror ? new PullThrough(this, this.log, options.mirror) : undefined;
     this.sweep();
     this.sweeper = setInterval(() => this.sweep(), 10 * 60_000);
     this.sweeper.unref();
@@ -90,6 +101,7 @@ export class Registry implements LocalImageStore {
   }
 
   close(): void {
+    this.pullThrough?.close();
     if (this.sweeper) clearInterval(this.sweeper);
     this.sweeper = undefined;
   }
@@ -115,6 +127,46 @@ export class Registry implements LocalImageStore {
       this.options.store.db.transaction(() => {
         this.meta.ensureRepo(repo, app.id);
         this.meta.putBlob(digest.value, size, repo);
+      })();
+    });
+  }
+
+  /**
+   * Store a parsed, digest-checked manifest in `repo` (optionally tagging it),
+   * the one path for pushes and the pull-through mirror. `check` runs under
+   * the lock before anything is written (a push's "blobs present" rule).
+   * `pulled` marks a tag as fetched from the mirror's upstream (re-resolved
+   * after a TTL); a pushed tag clears that mark and stays as pushed.
+   */
+  async storeManifest(m: { repo: string; app: App; body: Buffer; parsed: ParsedManifest; digest: Digest; tag?: string; check?: () => void; pulled?: boolean }): Promise<void> {
+    const { repo, body, parsed, digest: d } = m;
+    await this.lock.shared(async () => {
+      m.check?.();
+      if (!this.meta.blob(d.value) || !(await this.content.fileExists(d))) {
+        const tmp = this.content.tempPath();
+        try {
+          await this.content.write(tmp, body);
+          await this.content.install(tmp, d);
+        } catch (e) {
+          await this.content.remove(tmp);
+          throw e;
+        }
+      }
+      this.options.store.db.transaction(() => {
+        this.meta.ensureRepo(repo, m.app.id);
+        this.meta.putBlob(d.value, body.length);
+        this.meta.putManifest({
+          repo,
+          digest: d.value,
+          mediaType: parsed.mediaType,
+          size: body.length,
+          subject: parsed.subject,
+          artifactType: parsed.artifactType,
+          annotations: parsed.annotations,
+          refs: [...parsed.blobs, ...parsed.children],
+          tag: m.tag,
+        });
+        if (m.tag !== undefined) this.meta.markPulled(repo, m.tag, m.pulled ? Date.now() : undefined);
       })();
     });
   }

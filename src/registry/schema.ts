@@ -53,4 +53,13 @@ export const registryMigrations = [
      created_at INTEGER NOT NULL,
      updated_at INTEGER NOT NULL
    );`,
+  // Tags the pull-through mirror fetched from its upstream (src/registry/pull-through.ts)
+  // and when they were last re-resolved. A tag without a row was pushed here
+  // (e.g. by `hangar images seed`) and is never replaced from upstream.
+  `CREATE TABLE registry_pull_through (
+     repo TEXT NOT NULL,
+     tag TEXT NOT NULL,
+     checked_at INTEGER NOT NULL,
+     PRIMARY KEY (repo, tag)
+   );`,
 ];

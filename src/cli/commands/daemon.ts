@@ -4,22 +4,25 @@ export const daemonCommands: Command[] = [
   {
     path: ['daemon'],
     summary: 'Run the Hangar daemon (API, registry, proxy) in the foreground',
-    usage: 'daemon [--data-dir DIR] [--listen HOST:PORT] [--proxy-listen HOST:PORT] [--proxy-domain DOMAIN]',
+    usage: 'daemon [--data-dir DIR] [--listen HOST:PORT] [--proxy-listen HOST:PORT] [--proxy-domain DOMAIN] [--mirror-upstream URL|off]',
     options: {
       'data-dir': { type: 'string' },
       listen: { type: 'string' },
       'proxy-listen': { type: 'string' },
       'proxy-domain': { type: 'string' },
+      // Where the docker.io/ mirror pulls misses from (docs/registry.md); `off` serves only seeded images.
+      'mirror-upstream': { type: 'string' },
     },
     async run({ flags, out }) {
       const dataDir = (flags['data-dir'] as string | undefined) ?? process.env.HANGAR_DATA_DIR ?? '/var/lib/hangar';
       const listen = (flags.listen as string | undefined) ?? process.env.HANGAR_LISTEN ?? '127.0.0.1:4280';
       const proxyListen = (flags['proxy-listen'] as string | undefined) ?? process.env.HANGAR_PROXY_LISTEN;
       const proxyDomain = flags['proxy-domain'] as string | undefined;
+      const mirrorUpstream = (flags['mirror-upstream'] as string | undefined) ?? process.env.HANGAR_MIRROR_UPSTREAM ?? 'https://registry-1.docker.io';
       // Loaded here, not at the top: every other command (deploy included)
       // would otherwise pay ~150 ms to load the whole daemon at start-up.
       const { startDaemon } = await import('../../daemon/index.js');
-      const daemon = await startDaemon({ dataDir, listen, ...(proxyListen ? { proxyListen } : {}), ...(proxyDomain ? { proxyDomain } : {}) });
+      const daemon = await startDaemon({ dataDir, listen, ...(proxyListen ? { proxyListen } : {}), ...(proxyDomain ? { proxyDomain } : {}), mirrorUpstream });
       out.info(`hangar daemon ready on ${daemon.url} (data dir ${dataDir}); admin token in ${dataDir}/admin-token`);
       await new Promise<void>((resolve) => {
         const stop = (sig: string) => {
