@@ -31,6 +31,23 @@ interface Load {
   port: number | undefined;
 }
 
+class PoolLease implements Lease {
+  private done = false;
+  constructor(
+    readonly machine: BackendMachine,
+    readonly service: ProxyService,
+    readonly port: number,
+    private readonly load: Load,
+    private readonly pool: Pool,
+  ) {}
+
+  release(): void {
+    if (this.done) return;
+    this.done = true;
+    this.pool.released(this.load);
+  }
+}
+
 const STARTABLE = new Set(['stopped', 'created', 'failed', 'suspended']);
 /** While requests wait, re-read machine states this often (starts by others, API stops). */
 const POLL_MS = 250;
@@ -100,25 +117,56 @@ export class Pool {
    * acquire() decides: queue, autostart, or an error).
    */
   tryAcquire(app: string): Lease | undefined {
-    const s = this.scan(app, undefined, Date.now());
-    return s.best ? this.lease(s.svc, s.best) : undefined;
+    // Same choice as scan() makes for `best`, without allocating: this runs
+    // for every request.
+    const machines = this.o.backends.machinesFor(app);
+    if (!machines) return undefined;
+    const svc = this.serviceOf(machines);
+    if (!svc) return undefined;
+    const soft = svc.concurrency?.soft_limit ?? Infinity;
+    const hard = svc.concurrency?.hard_limit ?? Infinity;
+    let bestM: BackendMachine | undefined;
+    let bestPort = 0;
+    let bestLoad: Load | undefined;
+    for (let i = 0; i < machines.length; i++) {
+      const m = machines[i]!;
+      if (m.state !== 'started' || this.starting.has(m.id) || this.stopping.has(m.id)) continue;
+      const port = m.hostPort(svc.internal_port);
+      if (port === undefined || this.o.health.status(m, svc, port) !== 'passing') continue;
+      const load = this.load(m.id, port);
+      if (load.inflight >= hard || load.inflight >= soft) continue;
+      if (!bestLoad || load.inflight < bestLoad.inflight) {
+        bestM = m;
+        bestPort = port;
+        bestLoad = load;
+      }
+    }
+    if (!bestLoad) return undefined;
+    this.seenApps.add(app);
+    return this.lease(svc, { m: bestM!, port: bestPort, load: bestLoad });
+  }
+
+  /** httpService() per machine list (lists are cached by the backends, so this hits). */
+  private readonly services = new WeakMap<BackendMachine[], ProxyService | null>();
+  private serviceOf(machines: BackendMachine[]): ProxyService | undefined {
+    let s = this.services.get(machines);
+    if (s === undefined) {
+      s = httpService(machines) ?? null;
+      this.services.set(machines, s);
+    }
+    return s ?? undefined;
   }
 
   private lease(svc: ProxyService, pick: { m: BackendMachine; port: number; load: Load }): Lease {
     pick.load.inflight++;
-    let released = false;
-    return {
-      machine: pick.m,
-      service: svc,
-      port: pick.port,
-      release: () => {
-        if (released) return;
-        released = true;
-        pick.load.inflight--;
-        pick.load.lastActive = Date.now();
-        if (this.waiters.length) this.wake();
-      },
-    };
+    return new PoolLease(pick.m, svc, pick.port, pick.load, this);
+  }
+
+  /** A lease ended (PoolLease.release). */
+  released(load: Load): void {
+    load.inflight--;
+    load.lastActive = Date.now();
+    if (this.waiters.length) this.wake();
   }
 
   /** One look at an app's machines: the best choice and why there may be none. */
