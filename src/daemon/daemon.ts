@@ -9,7 +9,7 @@ import { accountsRoutes } from '../api/accounts-routes.js';
 import { sendApiError } from '../api/errors.js';
 import { createLogger, type Logger } from '../shared/log.js';
 import { HangarError } from '../shared/errors.js';
-import { createRegistry, type Registry } from '../registry/index.js';
+import { createRegistry, type PullThroughOptions, type Registry } from '../registry/index.js';
 import { RedactingLogStore, Secrets, restartStartedMachines } from '../secrets/index.js';
 import { Volumes } from '../volumes/index.js';
 import { secretsRoutes } from '../api/secrets-routes.js';
@@ -40,9 +40,10 @@ export interface DaemonOptions {
   /**
    * Upstream of the Docker Hub mirror's pull-through (docs/registry.md), e.g.
    * https://registry-1.docker.io; undefined or 'off': no pull-through. The
-   * CLI defaults to Docker Hub; embedders and tests opt in.
+   * CLI defaults to Docker Hub; embedders and tests opt in. The object form
+   * also sets the tag TTL, blob cap and timeout.
    */
-  mirrorUpstream?: string;
+  mirrorUpstream?: string | PullThroughOptions;
 }
 
 /** A component that serves its own URL space (the registry serves /v2/). */
@@ -109,8 +110,9 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   secretsRoutes(router, accounts, secrets);
   volumesRoutes(router, accounts, volumes);
   const mounts: Mount[] = [];
-  const mirrorUpstream = options.mirrorUpstream && options.mirrorUpstream !== 'off' ? options.mirrorUpstream : undefined;
-  const registry = createRegistry({ dataDir: options.dataDir, store, accounts, log, ...(mirrorUpstream ? { mirror: { upstream: mirrorUpstream } } : {}) });
+  const mu = options.mirrorUpstream;
+  const mirror = typeof mu === 'string' ? (mu === 'off' || mu === '' ? undefined : { upstream: mu }) : mu;
+  const registry = createRegistry({ dataDir: options.dataDir, store, accounts, log, ...(mirror ? { mirror } : {}) });
   mounts.push(registry);
 
   // Machines: images come from the rootfs cache (reading Hangar's own
