@@ -1,4 +1,4 @@
-import { CONTENT_LENGTH, HOST, OTHER, OWN, X_FORWARDED_FOR, copyBytes, fieldName, writeLatin1, type MessageHead, type RequestHead, type ResponseHead } from './http1.js';
+import { CONTENT_LENGTH, HOST, OTHER, OWN, X_FORWARDED_FOR, FIELD, copyBytes, fieldName, writeLatin1, type MessageHead, type RequestHead, type ResponseHead } from './http1.js';
 
 /*
  * Heads are forwarded by copying the validated header lines byte for byte
@@ -24,7 +24,7 @@ function listedByConnection(h: MessageHead): Set<number> | undefined {
   const extra = h.connection?.filter((t) => !STANDARD_TOKENS.has(t));
   if (!extra || extra.length === 0) return undefined;
   const out = new Set<number>();
-  const n = h.fields.length / 4;
+  const n = h.fields.length / FIELD;
   for (let i = 0; i < n; i++) if (extra.includes(fieldName(h, i))) out.add(i);
   return out;
 }
@@ -38,15 +38,15 @@ function assemble(h: MessageHead, prefix: string, lineFrom: number, lineTo: numb
   const { buf, fields } = h;
   const listed = h.connection ? listedByConnection(h) : undefined;
   let size = prefix.length + (lineTo - lineFrom) + mid.length + tail.length + (body ? body.length : 0);
-  for (let i = 0; i < fields.length; i += 4) {
-    if (keep(fields[i + 2]!) && !listed?.has(i / 4)) size += fields[i + 1]! + 2 - fields[i]!;
+  for (let i = 0; i < fields.length; i += FIELD) {
+    if (keep(fields[i + 2]!) && !listed?.has(i / FIELD)) size += fields[i + 1]! + 2 - fields[i]!;
   }
   const out = Buffer.allocUnsafe(size);
   let o = writeLatin1(out, prefix, 0);
   o += copyBytes(buf, lineFrom, lineTo, out, o);
   o += writeLatin1(out, mid, o);
-  for (let i = 0; i < fields.length; i += 4) {
-    if (keep(fields[i + 2]!) && !listed?.has(i / 4)) o += copyBytes(buf, fields[i]!, fields[i + 1]! + 2, out, o);
+  for (let i = 0; i < fields.length; i += FIELD) {
+    if (keep(fields[i + 2]!) && !listed?.has(i / FIELD)) o += copyBytes(buf, fields[i]!, fields[i + 1]! + 2, out, o);
   }
   o += writeLatin1(out, tail, o);
   if (body) copyBytes(body, 0, body.length, out, o);

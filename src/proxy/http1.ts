@@ -38,6 +38,9 @@ const LF = 10;
 const SP = 32;
 const HT = 9;
 
+/** Numbers per header line in MessageHead.fields. */
+export const FIELD = 6;
+
 /** Header kinds the proxy acts on (others are OTHER). */
 export const OTHER = 0;
 export const HOST = 1;
@@ -97,7 +100,7 @@ export interface MessageHead {
   end: number;
   /** Index of the CR ending the start line. */
   lineEnd: number;
-  /** Per header line, flat: start offset, offset of its CR, kind, name end. */
+  /** Per header line, flat (FIELD numbers each): start offset, offset of its CR, kind, name end, value start, value end. */
   fields: number[];
   /** Content-Length, or -1 when absent. */
   contentLength: number;
@@ -204,17 +207,10 @@ function isHttp1(buf: Buffer, p: number): boolean {
 
 /**
  * Validates and indexes the header lines from `p` (just after the start
- * line's CRLF) to the head's end, calling `onField` for the kinds the
- * caller cares about. Byte-level on purpose: no string per header unless
- * its value is needed.
+ * line's CRLF) to the head's end. Byte-level on purpose: no string per
+ * header; callers decode only the values they need.
  */
-function parseFields(
-  h: MessageHead,
-  p: number,
-  status: number,
-  what: string,
-  onField: (kind: number, vs: number, ve: number) => void,
-): void {
+function parseFields(h: MessageHead, p: number, status: number, what: string): void {
   const buf = h.buf;
   const last = h.end - 2; // the CR of the final empty line
   while (p < last) {
@@ -232,8 +228,7 @@ function parseFields(
     let ve = p;
     while (ve > vs && (buf[ve - 1] === SP || buf[ve - 1] === HT)) ve--;
     const kind = kindOf(buf, ls, ne);
-    h.fields.push(ls, p, kind, ne);
-    if (kind !== OTHER) onField(kind, vs, ve);
+    h.fields.push(ls, p, kind, ne, vs, ve);
     p += 2;
   }
 }
@@ -288,8 +283,12 @@ export function parseRequestHead(buf: Buffer, start: number, end: number): Reque
   let hosts = 0;
   let te: string | undefined;
   let upgrade: string | undefined;
-  parseFields(h, p + 11, 400, 'request', (kind, vs, ve) => {
-    switch (kind) {
+  parseFields(h, p + 11, 400, 'request');
+  const f = h.fields;
+  for (let i = 0; i < f.length; i += FIELD) {
+    const vs = f[i + 4]!;
+    const ve = f[i + 5]!;
+    switch (f[i + 2]) {
       case HOST:
         if (++hosts > 1) throw new HttpError(400, 'more than one Host header in the request');
         h.host = buf.toString('latin1', vs, ve);
@@ -314,7 +313,7 @@ export function parseRequestHead(buf: Buffer, start: number, end: number): Reque
         break;
       }
     }
-  });
+  }
   if (hosts === 0 && h.minor === 1) throw new HttpError(400, 'HTTP/1.1 request without a Host header');
   if (te !== undefined) {
     if (h.contentLength >= 0) throw new HttpError(400, 'request has both Content-Length and Transfer-Encoding; send only one');
@@ -330,7 +329,7 @@ export function parseRequestHead(buf: Buffer, start: number, end: number): Reque
 }
 
 /** Parses a response head from a machine. Throws HttpError (502) when malformed. */
-export function parseResponseHead(buf: Buffer, start: number, end: number): ResponseHead {
+export function parseResponseHead(buf: Buffer, start: number, end: number, into?: ResponseHead): ResponseHead {
   // Status line: HTTP/1.x SP 3DIGIT [SP reason] CRLF.
   const p = start;
   let ok = p + 14 <= end && isHttp1(buf, p) && (buf[p + 7] === 49 || buf[p + 7] === 48) && buf[p + 8] === SP;
@@ -348,23 +347,40 @@ export function parseResponseHead(buf: Buffer, start: number, end: number): Resp
   if (!ok || status < 100 || buf[q] !== CR || buf[q + 1] !== LF) {
     throw new HttpError(502, `malformed status line ${JSON.stringify(buf.toString('latin1', start, Math.min(end, start + 60)).split('\r')[0])}`);
   }
-  const h: ResponseHead = {
+  // A caller that consumes the head at once passes one object to reuse.
+  const h: ResponseHead = into ?? {
     buf,
-    start,
-    end,
-    lineEnd: q,
+    start: 0,
+    end: 0,
+    lineEnd: 0,
     fields: [],
-    status,
-    minor: buf[p + 7] === 49 ? 1 : 0,
+    status: 0,
+    minor: 0,
     contentLength: -1,
     chunked: false,
     transferEncoding: false,
     connection: undefined,
     keepAlive: false,
   };
+  h.buf = buf;
+  h.start = start;
+  h.end = end;
+  h.lineEnd = q;
+  h.fields.length = 0;
+  h.status = status;
+  h.minor = buf[p + 7] === 49 ? 1 : 0;
+  h.contentLength = -1;
+  h.chunked = false;
+  h.transferEncoding = false;
+  h.connection = undefined;
+  h.keepAlive = false;
   let te: string | undefined;
-  parseFields(h, q + 2, 502, 'response', (kind, vs, ve) => {
-    switch (kind) {
+  parseFields(h, q + 2, 502, 'response');
+  const f = h.fields;
+  for (let i = 0; i < f.length; i += FIELD) {
+    const vs = f[i + 4]!;
+    const ve = f[i + 5]!;
+    switch (f[i + 2]) {
       case CONTENT_LENGTH: {
         const n = parseLength(buf, vs, ve, 502, 'response');
         if (h.contentLength >= 0 && n !== h.contentLength) throw new HttpError(502, 'conflicting Content-Length headers in the response');
@@ -380,7 +396,7 @@ export function parseResponseHead(buf: Buffer, start: number, end: number): Resp
         h.connection = connectionTokens(buf, vs, ve, h.connection);
         break;
     }
-  });
+  }
   if (te !== undefined) {
     h.transferEncoding = true;
     const codings = te.split(',');
@@ -394,9 +410,9 @@ export function parseResponseHead(buf: Buffer, start: number, end: number): Resp
   return h;
 }
 
-/** Lower-cased name of header `i` (fields index / 4). */
+/** Lower-cased name of header number `i`. */
 export function fieldName(h: MessageHead, i: number): string {
-  return h.buf.toString('latin1', h.fields[i * 4]!, h.fields[i * 4 + 3]!).toLowerCase();
+  return h.buf.toString('latin1', h.fields[i * FIELD]!, h.fields[i * FIELD + 3]!).toLowerCase();
 }
 
 const S_SIZE = 0;

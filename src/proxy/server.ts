@@ -168,6 +168,8 @@ export function createProxy(options: ProxyOptions): Proxy {
     idleStopMs: options.autostopIdleMs ?? 300_000,
   });
   const upstreams = new UpstreamPool(UPSTREAM_IDLE_MAX, UPSTREAM_IDLE_MS);
+  // Response heads are consumed as soon as they are parsed: one object for all.
+  const scratchResponse = parseResponseHead(Buffer.from('HTTP/1.1 200 OK\r\n\r\n'), 0, 19);
   const clients = new Set<Client>();
   let listenPort = 0;
 
@@ -462,7 +464,7 @@ export function createProxy(options: ProxyOptions): Proxy {
         this.resBuf = null;
         let res: ResponseHead;
         try {
-          res = parseResponseHead(buf, 0, end);
+          res = parseResponseHead(buf, 0, end, scratchResponse);
         } catch (err) {
           if (err instanceof HttpError) return this.badResponse(err.message);
           throw err;
