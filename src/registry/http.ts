@@ -82,6 +82,14 @@ export async function handleRegistryRequest(reg: Registry, req: IncomingMessage,
   }
 }
 
+/**
+ * `X-Hangar-No-Upstream: 1`: answer from the store only, never from the
+ * mirror's upstream (a pusher checking what is already there).
+ */
+function localOnly(req: IncomingMessage): boolean {
+  return req.headers['x-hangar-no-upstream'] === '1';
+}
+
 // --- catalog and tags ---------------------------------------------------------------
 
 async function catalog(reg: Registry, req: IncomingMessage, res: ServerResponse, query: URLSearchParams): Promise<void> {
@@ -137,7 +145,7 @@ async function manifest(reg: Registry, req: IncomingMessage, res: ServerResponse
     return empty(res, 202, {});
   }
 
-  await reg.pullThrough?.ensureManifest(name, app, ref);
+  if (reg.pullThrough && !localOnly(req)) await reg.pullThrough.ensureManifest(name, app, ref);
   const d = digest ? digest.value : reg.meta.tag(name, ref);
   const row = d ? reg.meta.manifest(name, d) : undefined;
   if (!row) throw regErr('MANIFEST_UNKNOWN', `manifest ${ref} is not in ${name}; list tags with GET /v2/${name}/tags/list`, { detail: { name, reference: ref } });
@@ -232,7 +240,9 @@ async function blob(reg: Registry, req: IncomingMessage, res: ServerResponse, me
     if (!reg.meta.unlink(name, d.value)) throw regErr('BLOB_UNKNOWN', `blob ${d.value} is not in ${name}`);
     return empty(res, 202, {});
   }
-  await reg.pullThrough?.ensureBlob(name, app, d);
+  // A HEAD is how pushers ask "do you have it?" (the mirror seed included):
+  // it pulls through only for blobs a stored manifest of this repo needs.
+  if (reg.pullThrough && !localOnly(req) && (method === 'GET' || reg.meta.referencedIn(name, d.value))) await reg.pullThrough.ensureBlob(name, app, d);
   const row = reg.meta.repoBlob(name, d.value);
   if (!row) throw regErr('BLOB_UNKNOWN', `blob ${d.value} is not in ${name}`, { detail: { digest: d.value } });
   const headers: Record<string, string> = {

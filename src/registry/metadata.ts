@@ -129,6 +129,15 @@ export class Metadata {
     }
   }
 
+  /** Whether a manifest stored in `repo` references `digest` (a blob or a child manifest). */
+  referencedIn(repo: string, digest: string): boolean {
+    return (
+      this.db
+        .prepare('SELECT 1 FROM registry_manifest_refs r JOIN registry_manifests m ON m.digest = r.manifest WHERE m.repo = ? AND r.ref = ? LIMIT 1')
+        .get(repo, digest) !== undefined
+    );
+  }
+
   /** The pull-through mark of a tag: when it was last resolved against the upstream; undefined for a pushed tag. */
   pulledAt(repo: string, tag: string): number | undefined {
     return (this.db.prepare('SELECT checked_at FROM registry_pull_through WHERE repo = ? AND tag = ?').get(repo, tag) as { checked_at: number } | undefined)?.checked_at;
