@@ -173,12 +173,15 @@ export class UpstreamClient {
         signal,
         lookup: trusted ? undefined : guardedLookup,
       });
-      req.setTimeout(this.o.timeoutMs, () =>
-        req.destroy(new UpstreamError('unreachable', `${url.origin} did not answer within ${Math.round(this.o.timeoutMs / 1000)} s`)),
-      );
+      let response: IncomingMessage | undefined;
+      // The idle timeout keeps guarding the body: a stalled transfer errors the response stream.
+      req.setTimeout(this.o.timeoutMs, () => {
+        const secs = `${Math.round(this.o.timeoutMs / 100) / 10} s`;
+        if (response) response.destroy(new UpstreamError('unreachable', `${url.origin} went silent for ${secs} mid-transfer`));
+        else req.destroy(new UpstreamError('unreachable', `${url.origin} did not answer within ${secs}`));
+      });
       req.on('response', (res) => {
-        // The idle timeout keeps guarding the body: a stalled transfer errors the stream.
-        res.on('aborted', () => res.destroy(new UpstreamError('unreachable', `${url.origin} closed the connection mid-transfer`)));
+        response = res;
         resolve(res);
       });
       req.on('error', (e: NodeJS.ErrnoException) => {

@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { run } from '../../src/shared/process.js';
 import type { PullThroughOptions } from '../../src/registry/index.js';
-import { isPrivateAddress, UpstreamClient, UpstreamError } from '../../src/registry/upstream.js';
+import { isPrivateAddress, readAll, UpstreamClient, UpstreamError } from '../../src/registry/upstream.js';
+import { createServer as createNetServer } from 'node:net';
 import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { hangar } from '../helpers/cli.js';
 import { writeBusyboxImage } from '../fixtures/busybox-image.js';
@@ -337,7 +338,7 @@ describe('pull-through tags: TTL, pushed tags, outages', () => {
   });
 });
 
-describe('upstream address policy (SSRF)', () => {
+describe('upstream client: address policy (SSRF), timeouts', () => {
   test('private, loopback and link-local addresses are recognised', () => {
     for (const a of ['127.0.0.1', '10.1.2.3', '172.16.0.1', '172.31.255.255', '192.168.1.1', '169.254.169.254', '100.64.0.1', '0.0.0.0', '::1', 'fe80::1', 'fd00::1', '::ffff:10.0.0.1', '224.0.0.1']) {
       assert.equal(isPrivateAddress(a), true, a);
@@ -354,6 +355,29 @@ describe('upstream address policy (SSRF)', () => {
     const plain = new UpstreamClient({ url: 'http://127.0.0.1:9', explicit: false, timeoutMs: 2000 });
     await assert.rejects(plain.fetch('library/x', '/manifests/1'), (e: UpstreamError) => e.kind === 'refused');
     assert.throws(() => new UpstreamClient({ url: 'ftp://x', explicit: true, timeoutMs: 1 }), /http\(s\) URL/);
+  });
+  test('a silent upstream, or one that stalls mid-body, fails after the idle timeout', async () => {
+    const sockets = new Set<import('node:net').Socket>();
+    const server = createNetServer((sock) => {
+      sockets.add(sock);
+      sock.once('data', (d) => {
+        // Manifests: headers and half a body, then nothing. Anything else: no answer at all.
+        if (d.toString().includes('/manifests/')) sock.write('HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"schema');
+      });
+    });
+    const port = await freePort();
+    await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+    try {
+      const c = new UpstreamClient({ url: `http://127.0.0.1:${port}`, explicit: true, timeoutMs: 300 });
+      const t0 = Date.now();
+      await assert.rejects(c.fetch('library/x', '/blobs/sha256:' + '1'.repeat(64)), (e: UpstreamError) => e.kind === 'unreachable' && /did not answer/.test(e.message));
+      const res = await c.fetch('library/x', '/manifests/1');
+      await assert.rejects(readAll(res, 1 << 20, 'manifest'), (e: UpstreamError) => e.kind === 'unreachable' && /went silent/.test(e.message));
+      assert.ok(Date.now() - t0 < 5000);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
   });
 });
 
