@@ -15,16 +15,21 @@ export interface ForwardInfo {
   clientIp: string;
   /** Listening port of the proxy, for X-Forwarded-Port. */
   port: number;
+  /** connectionTail(clientIp, port), computed once per client connection. */
+  connTail?: string;
 }
 
-const STANDARD_TOKENS = new Set(['close', 'keep-alive', 'upgrade']);
+/** The part of the added headers that is the same for every request on a client connection. */
+export function connectionTail(clientIp: string, port: number): string {
+  return `\r\nX-Forwarded-Port: ${port}\r\nFly-Client-IP: ${clientIp}\r\nFly-Request-Id: `;
+}
 
 /** Header indexes named by the Connection header (beyond close/keep-alive/upgrade). */
 function listedByConnection(h: MessageHead): Set<number> | undefined {
-  const extra = h.connection?.filter((t) => !STANDARD_TOKENS.has(t));
+  const extra = h.connection;
   if (!extra || extra.length === 0) return undefined;
   const out = new Set<number>();
-  const n = h.fields.length / FIELD;
+  const n = h.nf / FIELD;
   for (let i = 0; i < n; i++) if (extra.includes(fieldName(h, i))) out.add(i);
   return out;
 }
@@ -34,21 +39,22 @@ function listedByConnection(h: MessageHead): Set<number> | undefined {
  * `tail` (latin1) and then `body`, so head and first body bytes go out in
  * one write.
  */
-function assemble(h: MessageHead, prefix: string, lineFrom: number, lineTo: number, mid: string, keep: (kind: number) => boolean, tail: string, body: Buffer | null): Buffer {
+function assemble(h: MessageHead, prefix: string, lineFrom: number, lineTo: number, mid: string, keep: (kind: number) => boolean, tail: string[], body: Buffer | null): Buffer {
   const { buf, fields } = h;
   const listed = h.connection ? listedByConnection(h) : undefined;
-  let size = prefix.length + (lineTo - lineFrom) + mid.length + tail.length + (body ? body.length : 0);
-  for (let i = 0; i < fields.length; i += FIELD) {
+  let size = prefix.length + (lineTo - lineFrom) + mid.length + (body ? body.length : 0);
+  for (let i = 0; i < tail.length; i++) size += tail[i]!.length;
+  for (let i = 0; i < h.nf; i += FIELD) {
     if (keep(fields[i + 2]!) && !listed?.has(i / FIELD)) size += fields[i + 1]! + 2 - fields[i]!;
   }
   const out = Buffer.allocUnsafe(size);
   let o = writeLatin1(out, prefix, 0);
   o += copyBytes(buf, lineFrom, lineTo, out, o);
   o += writeLatin1(out, mid, o);
-  for (let i = 0; i < fields.length; i += FIELD) {
+  for (let i = 0; i < h.nf; i += FIELD) {
     if (keep(fields[i + 2]!) && !listed?.has(i / FIELD)) o += copyBytes(buf, fields[i]!, fields[i + 1]! + 2, out, o);
   }
-  o += writeLatin1(out, tail, o);
+  for (let i = 0; i < tail.length; i++) o += writeLatin1(out, tail[i]!, o);
   if (body) copyBytes(body, 0, body.length, out, o);
   return out;
 }
@@ -62,15 +68,20 @@ const keepUp = (kind: number) => kind === OTHER || kind === HOST || kind === CON
  */
 export function upstreamHead(h: RequestHead, info: ForwardInfo, body: Buffer | null = null): Buffer {
   const xff = h.forwardedFor;
-  let tail =
-    `X-Forwarded-For: ${xff ? `${xff}, ${info.clientIp}` : info.clientIp}\r\n` +
-    `X-Forwarded-Proto: http\r\nX-Forwarded-Host: ${h.host ?? ''}\r\nX-Forwarded-Port: ${info.port}\r\n` +
-    `Fly-Client-IP: ${info.clientIp}\r\nFly-Request-Id: ${info.requestId}\r\n`;
-  if (h.upgrade !== undefined) tail += `Connection: Upgrade\r\nUpgrade: ${h.upgrade}\r\n`;
-  else if (h.chunked) tail += 'Transfer-Encoding: chunked\r\n';
+  // Pieces written one after the other (no concatenated string per request).
+  const t = TAIL;
+  t[0] = xff ? `X-Forwarded-For: ${xff}, ` : 'X-Forwarded-For: ';
+  t[1] = info.clientIp;
+  t[2] = '\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: ';
+  t[3] = h.host ?? '';
+  t[4] = info.connTail ?? connectionTail(info.clientIp, info.port);
+  t[5] = info.requestId;
+  t[6] = h.upgrade !== undefined ? `\r\nConnection: Upgrade\r\nUpgrade: ${h.upgrade}\r\n\r\n` : h.chunked ? '\r\nTransfer-Encoding: chunked\r\n\r\n' : '\r\n\r\n';
   // Request line up to "HTTP/1." as sent; the version becomes 1.1.
-  return assemble(h, '', h.start, h.lineEnd - 1, '1\r\n', keepUp, tail + '\r\n', body);
+  return assemble(h, '', h.start, h.lineEnd - 1, '1\r\n', keepUp, t, body);
 }
+/** Scratch for upstreamHead (assemble() is synchronous). */
+const TAIL: string[] = ['', '', '', '', '', '', ''];
 
 /**
  * A machine's response head for the client (as HTTP/1.1), hop-by-hop
@@ -80,8 +91,12 @@ export function upstreamHead(h: RequestHead, info: ForwardInfo, body: Buffer | n
 export function downstreamHead(h: ResponseHead, requestId: string, framing: string, body: Buffer | null = null): Buffer {
   const keep = h.transferEncoding ? keepDownTE : keepDown;
   // "HTTP/1.1" + the status line after the version.
-  return assemble(h, 'HTTP/1.1', h.start + 8, h.lineEnd + 2, '', keep, `Fly-Request-Id: ${requestId}\r\n${framing}\r\n`, body);
+  const t = DOWN_TAIL;
+  t[1] = requestId;
+  t[3] = framing;
+  return assemble(h, 'HTTP/1.1', h.start + 8, h.lineEnd + 2, '', keep, t, body);
 }
+const DOWN_TAIL: string[] = ['Fly-Request-Id: ', '', '\r\n', '', '\r\n'];
 const keepDown = (kind: number) => kind === OTHER || kind === HOST || kind === CONTENT_LENGTH || kind === OWN || kind === X_FORWARDED_FOR;
 const keepDownTE = (kind: number) => kind !== CONTENT_LENGTH && keepDown(kind);
 

@@ -106,7 +106,11 @@ export interface MessageHead {
   contentLength: number;
   /** Transfer-Encoding ends in chunked. */
   chunked: boolean;
-  /** Lower-cased tokens of the Connection header(s). */
+  /** Entries of `fields` in use (the array is reused for response heads). */
+  nf: number;
+  /** CONN_* flags for the standard Connection tokens. */
+  connFlags: number;
+  /** Other (lower-cased) tokens of the Connection header(s): names of headers not to forward. */
   connection: string[] | undefined;
   /** HTTP/1.x minor version. */
   minor: number;
@@ -168,11 +172,17 @@ export function skipEmptyLines(buf: Buffer): number {
   return i;
 }
 
-const COMMON_TOKENS = ['close', 'keep-alive', 'upgrade'].map((t) => [Buffer.from(t), t] as const);
+export const CONN_CLOSE = 1;
+export const CONN_KEEP_ALIVE = 2;
+export const CONN_UPGRADE = 4;
+const COMMON_TOKENS = [
+  [Buffer.from('close'), CONN_CLOSE],
+  [Buffer.from('keep-alive'), CONN_KEEP_ALIVE],
+  [Buffer.from('upgrade'), CONN_UPGRADE],
+] as const;
 
-/** Lower-cased comma-separated tokens of buf[s, e); common ones without a new string. */
-function connectionTokens(buf: Buffer, s: number, e: number, into: string[] | undefined): string[] {
-  const out = into ?? [];
+/** Comma-separated Connection tokens of buf[s, e): flags for the standard ones, strings for others. */
+function connectionTokens(buf: Buffer, s: number, e: number, h: MessageHead): void {
   let i = s;
   while (i < e) {
     while (i < e && (buf[i] === SP || buf[i] === HT || buf[i] === 44)) i++;
@@ -181,21 +191,21 @@ function connectionTokens(buf: Buffer, s: number, e: number, into: string[] | un
     let k = j;
     while (k > i && (buf[k - 1] === SP || buf[k - 1] === HT)) k--;
     if (k > i) {
-      let tok: string | undefined;
-      for (const [lit, str] of COMMON_TOKENS) {
+      let flag = 0;
+      for (const [lit, f] of COMMON_TOKENS) {
         if (lit.length !== k - i) continue;
         let same = true;
         for (let x = 0; x < lit.length && same; x++) same = (buf[i + x]! | 0x20) === lit[x];
         if (same) {
-          tok = str;
+          flag = f;
           break;
         }
       }
-      out.push(tok ?? buf.toString('latin1', i, k).toLowerCase());
+      if (flag) h.connFlags |= flag;
+      else (h.connection ??= []).push(buf.toString('latin1', i, k).toLowerCase());
     }
     i = j;
   }
-  return out;
 }
 
 function isHttp1(buf: Buffer, p: number): boolean {
@@ -228,7 +238,15 @@ function parseFields(h: MessageHead, p: number, status: number, what: string): v
     let ve = p;
     while (ve > vs && (buf[ve - 1] === SP || buf[ve - 1] === HT)) ve--;
     const kind = kindOf(buf, ls, ne);
-    h.fields.push(ls, p, kind, ne, vs, ve);
+    const f = h.fields;
+    const n = h.nf;
+    f[n] = ls;
+    f[n + 1] = p;
+    f[n + 2] = kind;
+    f[n + 3] = ne;
+    f[n + 4] = vs;
+    f[n + 5] = ve;
+    h.nf = n + FIELD;
     p += 2;
   }
 }
@@ -270,6 +288,8 @@ export function parseRequestHead(buf: Buffer, start: number, end: number): Reque
     end,
     lineEnd: p + 9,
     fields: [],
+    nf: 0,
+    connFlags: 0,
     method: buf.toString('latin1', start, me),
     minor: buf[p + 8] === 49 ? 1 : 0,
     contentLength: -1,
@@ -285,7 +305,7 @@ export function parseRequestHead(buf: Buffer, start: number, end: number): Reque
   let upgrade: string | undefined;
   parseFields(h, p + 11, 400, 'request');
   const f = h.fields;
-  for (let i = 0; i < f.length; i += FIELD) {
+  for (let i = 0; i < h.nf; i += FIELD) {
     const vs = f[i + 4]!;
     const ve = f[i + 5]!;
     switch (f[i + 2]) {
@@ -302,7 +322,7 @@ export function parseRequestHead(buf: Buffer, start: number, end: number): Reque
         te = buf.toString('latin1', vs, ve);
         break;
       case CONNECTION:
-        h.connection = connectionTokens(buf, vs, ve, h.connection);
+        connectionTokens(buf, vs, ve, h);
         break;
       case UPGRADE:
         upgrade = buf.toString('latin1', vs, ve);
@@ -322,9 +342,9 @@ export function parseRequestHead(buf: Buffer, start: number, end: number): Reque
     h.chunked = true;
   }
   if (h.method === 'CONNECT') throw new HttpError(501, 'CONNECT is not supported by this proxy');
-  const conn = h.connection;
-  if (upgrade !== undefined && conn?.includes('upgrade')) h.upgrade = upgrade;
-  h.close = h.minor === 0 ? !conn?.includes('keep-alive') : (conn?.includes('close') ?? false);
+  const cf = h.connFlags;
+  if (upgrade !== undefined && cf & CONN_UPGRADE) h.upgrade = upgrade;
+  h.close = h.minor === 0 ? !(cf & CONN_KEEP_ALIVE) : (cf & CONN_CLOSE) !== 0;
   return h;
 }
 
@@ -354,6 +374,8 @@ export function parseResponseHead(buf: Buffer, start: number, end: number, into?
     end: 0,
     lineEnd: 0,
     fields: [],
+    nf: 0,
+    connFlags: 0,
     status: 0,
     minor: 0,
     contentLength: -1,
@@ -366,7 +388,8 @@ export function parseResponseHead(buf: Buffer, start: number, end: number, into?
   h.start = start;
   h.end = end;
   h.lineEnd = q;
-  h.fields.length = 0;
+  h.nf = 0;
+  h.connFlags = 0;
   h.status = status;
   h.minor = buf[p + 7] === 49 ? 1 : 0;
   h.contentLength = -1;
@@ -377,7 +400,7 @@ export function parseResponseHead(buf: Buffer, start: number, end: number, into?
   let te: string | undefined;
   parseFields(h, q + 2, 502, 'response');
   const f = h.fields;
-  for (let i = 0; i < f.length; i += FIELD) {
+  for (let i = 0; i < h.nf; i += FIELD) {
     const vs = f[i + 4]!;
     const ve = f[i + 5]!;
     switch (f[i + 2]) {
@@ -393,7 +416,7 @@ export function parseResponseHead(buf: Buffer, start: number, end: number, into?
         break;
       }
       case CONNECTION:
-        h.connection = connectionTokens(buf, vs, ve, h.connection);
+        connectionTokens(buf, vs, ve, h);
         break;
     }
   }
@@ -405,8 +428,7 @@ export function parseResponseHead(buf: Buffer, start: number, end: number, into?
     // length is then not forwarded.
     h.contentLength = -1;
   }
-  const conn = h.connection;
-  h.keepAlive = h.minor === 1 ? !conn?.includes('close') : (conn?.includes('keep-alive') ?? false);
+  h.keepAlive = h.minor === 1 ? !(h.connFlags & CONN_CLOSE) : (h.connFlags & CONN_KEEP_ALIVE) !== 0;
   return h;
 }
 

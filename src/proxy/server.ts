@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { HangarError } from '../shared/errors.js';
 import { createLogger, type Logger } from '../shared/log.js';
 import { appFromHost } from './host.js';
-import { downstreamHead, interimHead, upstreamHead } from './headers.js';
+import { connectionTail, downstreamHead, interimHead, upstreamHead } from './headers.js';
 import { HealthTracker } from './health.js';
 import { ChunkedReader, HttpError, headEnd, parseRequestHead, parseResponseHead, skipEmptyLines, type RequestHead, type ResponseHead } from './http1.js';
 import { Pool, type Lease } from './pool.js';
@@ -122,9 +122,18 @@ class Client {
   /** No byte received yet (a silent close, not 408, when it times out). */
   fresh = true;
   readonly ip: string;
+  /** The constant part of the headers added to this connection's requests. */
+  readonly connTail: string;
+  /** Last Host → app on this connection (clients repeat their Host). */
+  lastHost: string | undefined = undefined;
+  lastApp: string | undefined = undefined;
 
-  constructor(readonly sock: Socket) {
+  constructor(
+    readonly sock: Socket,
+    port: number,
+  ) {
     this.ip = sock.remoteAddress ?? '';
+    this.connTail = connectionTail(this.ip, port);
     this.lastActive = Date.now();
   }
 
@@ -304,12 +313,20 @@ export function createProxy(options: ProxyOptions): Proxy {
     }
 
     start(): void {
-      const app = appFromHost(this.head.host, domain);
+      const c = this.c;
+      const host = this.head.host;
+      let app: string | undefined;
+      if (host !== undefined && host === c.lastHost) app = c.lastApp;
+      else {
+        app = appFromHost(host, domain);
+        c.lastHost = host;
+        c.lastApp = app;
+      }
       if (!app) {
         this.fail(404, `no app is served at host "${this.head.host ?? ''}": use http://<app>.${domain}:${listenPort}/`);
         return;
       }
-      this.upHead = upstreamHead(this.head, { requestId: this.requestId, clientIp: this.c.ip, port: listenPort });
+      this.upHead = upstreamHead(this.head, { requestId: this.requestId, clientIp: c.ip, port: listenPort, connTail: c.connTail });
       this.acquire(app);
     }
 
@@ -782,7 +799,7 @@ export function createProxy(options: ProxyOptions): Proxy {
   }
 
   const server = createServer({ allowHalfOpen: true, noDelay: true }, (sock: Socket) => {
-    const c = new Client(sock);
+    const c = new Client(sock, listenPort);
     clients.add(c);
     c.headSince = c.lastActive;
     sock.on('data', (chunk: Buffer) => {

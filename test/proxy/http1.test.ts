@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ChunkedReader, HttpError, headEnd, parseRequestHead, parseResponseHead } from '../../src/proxy/http1.js';
+import { CONN_KEEP_ALIVE, ChunkedReader, HttpError, headEnd, parseRequestHead, parseResponseHead } from '../../src/proxy/http1.js';
 import { downstreamHead, upstreamHead } from '../../src/proxy/headers.js';
 
 const req = (s: string) => {
@@ -19,7 +19,8 @@ test('parses a request head: method, host, framing, connection', () => {
   assert.equal(h.host, 'Alpha.localhost:8080');
   assert.equal(h.contentLength, 12);
   assert.equal(h.chunked, false);
-  assert.deepEqual(h.connection, ['keep-alive', 'x-drop']);
+  assert.deepEqual(h.connection, ['x-drop'], 'names of headers Connection lists (standard tokens are flags)');
+  assert.equal(h.connFlags, CONN_KEEP_ALIVE);
   assert.equal(h.forwardedFor, '1.2.3.4, 5.6.7.8');
   assert.equal(h.close, false);
   assert.equal(req('GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n').close, true);
