@@ -242,9 +242,6 @@ async function blob(reg: Registry, req: IncomingMessage, res: ServerResponse, me
   }
   // A HEAD is how pushers ask "do you have it?" (the mirror seed included):
   // it pulls through only for blobs a stored manifest of this repo needs.
-  if (reg.pullThrough && !localOnly(req) && (method === 'GET' || reg.meta.referencedIn(name, d.value))) await reg.pullThrough.ensureBlob(name, app, d);
-  const row = reg.meta.repoBlob(name, d.value);
-  if (!row) throw regErr('BLOB_UNKNOWN', `blob ${d.value} is not in ${name}`, { detail: { digest: d.value } });
   const headers: Record<string, string> = {
     'content-type': 'application/octet-stream',
     'docker-content-digest': d.value,
@@ -252,6 +249,13 @@ async function blob(reg: Registry, req: IncomingMessage, res: ServerResponse, me
     'accept-ranges': 'bytes',
     'cache-control': 'max-age=31536000',
   };
+  if (reg.pullThrough && !localOnly(req) && (method === 'GET' || reg.meta.referencedIn(name, d.value))) {
+    // A whole-blob GET that starts the upstream fetch gets the bytes as they arrive.
+    const tee = method === 'GET' && !req.headers.range ? (size: number) => (res.writeHead(200, { ...headers, 'content-length': String(size) }), res) : undefined;
+    if (await reg.pullThrough.ensureBlob(name, app, d, tee)) return;
+  }
+  const row = reg.meta.repoBlob(name, d.value);
+  if (!row) throw regErr('BLOB_UNKNOWN', `blob ${d.value} is not in ${name}`, { detail: { digest: d.value } });
   if (method === 'HEAD') {
     reg.meta.touch(d.value);
     return empty(res, 200, { ...headers, 'content-length': String(row.size) });

@@ -15,7 +15,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { Transform } from 'node:stream';
+import { Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { App } from '../accounts/index.js';
 import type { Logger } from '../shared/log.js';
@@ -26,6 +26,9 @@ import { MAX_MANIFEST_BYTES, MT, parseManifest } from './manifests.js';
 import { isMirrorRepo, MIRROR_PREFIX } from './auth.js';
 import { readAll, UpstreamClient, UpstreamError } from './upstream.js';
 import type { Registry } from './registry.js';
+
+/** Called once the upstream announced a blob's size: returns where to copy its bytes as they arrive, or undefined. */
+export type BlobTee = (size: number) => Writable | undefined;
 
 export const DEFAULT_MIRROR_UPSTREAM = 'https://registry-1.docker.io';
 
@@ -111,10 +114,29 @@ export class PullThrough {
     });
   }
 
-  /** Make sure blob `digest` is in mirror repo `repo` (fetching it if needed). */
-  async ensureBlob(repo: string, app: App, digest: Digest): Promise<void> {
-    if (!this.covers(repo) || this.reg.meta.repoBlob(repo, digest.value)) return;
-    await this.shared(`b ${repo}@${digest.value}`, () => this.fetchBlob(repo, app, digest));
+  /**
+   * Make sure blob `digest` is in mirror repo `repo` (fetching it if needed).
+   * With `tee`, the caller that starts the fetch also gets the bytes as they
+   * arrive (so a client does not wait for a whole layer before its first
+   * byte); returns true when the blob went to the tee, which is then ended
+   * after the digest checked out, or destroyed if it did not.
+   */
+  async ensureBlob(repo: string, app: App, digest: Digest, tee?: BlobTee): Promise<boolean> {
+    if (!this.covers(repo) || this.reg.meta.repoBlob(repo, digest.value)) return false;
+    const key = `b ${repo}@${digest.value}`;
+    const running = this.inflight.get(key);
+    if (running) {
+      await running;
+      return false;
+    }
+    let teed = false;
+    await this.shared(key, () =>
+      this.fetchBlob(repo, app, digest, tee && ((size) => {
+        teed = true;
+        return tee(size);
+      })),
+    );
+    return teed;
   }
 
   /** One fetch per key at a time; later callers wait for the first. */
@@ -168,9 +190,11 @@ export class PullThrough {
     return d.value;
   }
 
-  private async fetchBlob(repo: string, app: App, d: Digest): Promise<void> {
+  private async fetchBlob(repo: string, app: App, d: Digest, tee?: BlobTee): Promise<void> {
     const what = `blob ${d.value} of ${repo}`;
     const tmp = this.reg.content.tempPath();
+    let client: Writable | undefined;
+    let last: Buffer | undefined;
     try {
       let size = 0;
       const hash = createHash(d.algorithm);
@@ -182,6 +206,12 @@ export class PullThrough {
           throw new UpstreamError('too_large', `${what} is ${declared} bytes, more than the mirror's ${this.maxBlobBytes}-byte cap`);
         }
         const cap = this.maxBlobBytes;
+        // Only a known length can be streamed on: the client's Content-Length is sent first.
+        client = tee && Number.isSafeInteger(declared) ? tee(declared) : undefined;
+        const out = client;
+        // The newest chunk is held back until the digest checks out, so a
+        // corrupt blob never reaches a client as a complete response.
+        let held: Buffer | undefined;
         await pipeline(
           res,
           new Transform({
@@ -189,19 +219,37 @@ export class PullThrough {
               size += chunk.length;
               if (size > cap) return cb(new UpstreamError('too_large', `${what} is more than the mirror's ${cap}-byte cap`));
               hash.update(chunk);
+              // A slow client slows the fetch (backpressure); a gone client no longer does.
+              const send = held;
+              held = out ? chunk : undefined;
+              if (out && send && !out.destroyed && !out.write(send)) {
+                const go = () => {
+                  out.off('drain', go);
+                  out.off('close', go);
+                  cb(null, chunk);
+                };
+                out.on('drain', go);
+                out.on('close', go);
+                return;
+              }
               cb(null, chunk);
             },
           }),
           createWriteStream(tmp, { mode: 0o600 }),
         );
+        last = held;
       } catch (e) {
         throw this.toRegistryError(e, 'blob', what, repo, d.value);
       }
       const actual = `${d.algorithm}:${hash.digest('hex')}`;
       if (actual !== d.value) throw regErr('UNAVAILABLE', `${this.upstream.origin} sent ${size} bytes for ${what} that hash to ${actual}; not stored`, { status: 502 });
       await this.reg.commitBlob(tmp, d, size, repo, app);
+      if (client && !client.destroyed) client.end(last);
+      client = undefined;
       this.log.info('registry mirror: pulled a blob through', { repo, digest: d.value, size, upstream: this.upstream.origin });
     } finally {
+      // Bytes already went out: a failure can only cut the connection (the client's digest check catches the rest).
+      client?.destroy();
       await this.reg.content.remove(tmp);
     }
   }

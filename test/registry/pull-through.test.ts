@@ -41,8 +41,13 @@ interface Counter {
   stop(): Promise<void>;
 }
 
-/** A loopback HTTP proxy to `target` that records each request; paths matching `redirect` get a 307 instead. */
-async function startCounter(target: string, redirect?: { match: RegExp; location: string }): Promise<Counter> {
+/**
+ * A loopback HTTP proxy to `target` that records each request; paths matching
+ * `redirect` get a 307 instead; successful answers for paths matching
+ * `corrupt` are altered (a manifest gets a trailing newline, a blob its last
+ * byte flipped), as a broken or malicious upstream would.
+ */
+async function startCounter(target: string, redirect?: { match: RegExp; location: string }, corrupt?: RegExp): Promise<Counter> {
   const requests: string[] = [];
   const served: string[] = [];
   const [thost, tport] = target.split(':') as [string, string];
@@ -54,6 +59,17 @@ async function startCounter(target: string, redirect?: { match: RegExp; location
     }
     const up = httpRequest({ host: thost, port: Number(tport), path: req.url, method: req.method, headers: { ...req.headers, host: target } }, (ures) => {
       if (ures.statusCode !== 401) served.push(`${req.method} ${req.url}`);
+      if (corrupt?.test(req.url ?? '') && ures.statusCode === 200 && req.method === 'GET') {
+        const chunks: Buffer[] = [];
+        ures.on('data', (c: Buffer) => chunks.push(c));
+        ures.on('end', () => {
+          let body = Buffer.concat(chunks);
+          if (req.url!.includes('/manifests/')) body = Buffer.concat([body, Buffer.from('\n')]);
+          else body[body.length - 1] ^= 0xff;
+          res.writeHead(200, { ...ures.headers, 'content-length': String(body.length) }).end(body);
+        });
+        return;
+      }
       res.writeHead(ures.statusCode ?? 502, ures.headers);
       ures.pipe(res);
     });
@@ -262,13 +278,47 @@ describe('pull-through tags: TTL, pushed tags, outages', () => {
   before(async () => {
     tmp = mkdtempSync(join(tmpdir(), 'hangar-pullthrough-ttl-'));
     upstream = await startUpstream();
-    counter = await startCounter(upstream.host);
+    counter = await startCounter(upstream.host, undefined, /\/library\/bad\/(blobs|manifests\/sha256)/);
     h = await startHangar({ upstream: `http://${counter.host}`, tagTtlMs: TTL, prefetch: false });
   });
   after(async () => {
     await h?.close();
     await Promise.all([counter?.stop(), upstream?.stop()]);
     rmSync(tmp, { recursive: true, force: true });
+  });
+
+  test('the first GET of a blob streams it on; bytes that do not match their digest are never stored', async () => {
+    const layout = join(tmp, 'layout-stream');
+    const img = writeOciImage(layout, { tag: 's', layers: [{ tar: makeTar([{ name: 's', body: randomBytes(3_000_000) }]) }] });
+    pushLayout(layout, 's', `${upstream.host}/library/streamed:1`);
+    pushLayout(layout, 's', `${upstream.host}/library/bad:1`);
+    const layer = img.layerDigests[0]!;
+    const expected = readFileSync(join(layout, 'blobs', 'sha256', layer.slice(7)));
+    // Prefetch is off in this suite, so this GET is the one that fetches (and streams).
+    const first = await h.http('GET', `/v2/docker.io/library/streamed/blobs/${layer}`);
+    assert.equal(first.status, 200);
+    assert.equal(first.headers['docker-content-digest'], layer);
+    assert.deepEqual(first.body, expected);
+    assert.ok(h.daemon.registry.meta.repoBlob('docker.io/library/streamed', layer));
+    const again = await h.http('GET', `/v2/docker.io/library/streamed/blobs/${layer}`, { range: 'bytes=0-9' });
+    assert.equal(again.status, 206);
+    assert.deepEqual(again.body, expected.subarray(0, 10));
+    assert.equal(counter.count('GET', `/v2/library/streamed/blobs/${layer}`), 1);
+
+    // A corrupted blob: the streamed response is cut (the client never gets a clean 200), nothing is stored.
+    const bad = await h.http('GET', `/v2/docker.io/library/bad/blobs/${layer}`).catch((e: Error) => e);
+    if (!(bad instanceof Error)) assert.notDeepEqual(bad.body, expected);
+    assert.equal(h.daemon.registry.meta.repoBlob('docker.io/library/bad', layer), undefined);
+    // A ranged GET waits for the fetch, so it gets a proper error body.
+    const ranged = await h.http('GET', `/v2/docker.io/library/bad/blobs/${layer}`, { range: 'bytes=0-9' });
+    assert.equal(ranged.status, 502);
+    assert.match(ociError(ranged).message, /hash to sha256:/);
+    // A manifest asked for by digest must hash to it.
+    const m = await h.http('GET', `/v2/docker.io/library/bad/manifests/${img.manifestDigest}`);
+    assert.equal(m.status, 502);
+    assert.equal(ociError(m).code, 'UNAVAILABLE');
+    assert.match(ociError(m).message, /whose digest is/);
+    assert.equal(h.daemon.registry.meta.manifest('docker.io/library/bad', img.manifestDigest), undefined);
   });
 
   test('a HEAD of a blob pulls through only for blobs a stored manifest needs; X-Hangar-No-Upstream stays local', async () => {
