@@ -82,6 +82,7 @@ export class Registry implements LocalImageStore {
     this.uploadExpiryMs = options.uploadExpiryMs ?? 24 * HOUR;
     this.gcGraceMs = options.gcGraceMs ?? HOUR;
     this.pullThrough = options.mirror ? new PullThrough(this, this.log, options.mirror) : undefined;
+    if (this.pullThrough) this.log.info('registry: docker.io/ mirror pulls misses through', { upstream: this.pullThrough.upstream.origin });
     this.sweep();
     this.sweeper = setInterval(() => this.sweep(), 10 * 60_000);
     this.sweeper.unref();
