@@ -17,6 +17,7 @@ import { isPrivateAddress, readAll, UpstreamClient, UpstreamError } from '../../
 import { createServer as createNetServer } from 'node:net';
 import { startTestDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { hangar } from '../helpers/cli.js';
+import { startChildDaemon, type ChildDaemon } from '../helpers/child-daemon.js';
 import { writeBusyboxImage } from '../fixtures/busybox-image.js';
 import { writeOciImage, writeOciIndex } from '../fixtures/oci-layout.js';
 import { makeTar } from '../fixtures/tar-writer.js';
@@ -482,5 +483,37 @@ describe('builds through the mirror', () => {
     const baseCfg = JSON.parse(readFileSync(join(layout, 'blobs', 'sha256', base.configDigest.slice(7)), 'utf8')) as { rootfs: { diff_ids: string[] } };
     assert.equal(cfg.rootfs.diff_ids[0], baseCfg.rootfs.diff_ids[0]);
     assert.ok(reg.resolveManifest('docker.io/library/bbox', 'v1'), 'the base is now in the mirror');
+  });
+});
+
+describe('`hangar daemon` wiring', () => {
+  test('HANGAR_MIRROR_UPSTREAM points the CLI daemon at an upstream; `off` disables pull-through', { timeout: 120_000 }, async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'hangar-pullthrough-cli-'));
+    const upstream = await startUpstream();
+    const saved = process.env.HANGAR_MIRROR_UPSTREAM;
+    let d: ChildDaemon | undefined;
+    try {
+      const layout = join(tmp, 'layout');
+      const img = writeOciImage(layout, { tag: 'c', layers: [{ tar: makeTar([{ name: 'c', body: 'cli' }]) }] });
+      pushLayout(layout, 'c', `${upstream.host}/library/cli:1`);
+      const get = (path: string) => rawHttp(d!.url, 'GET', path, { authorization: `Bearer ${d!.adminToken}`, accept: MANIFEST_ACCEPT });
+
+      process.env.HANGAR_MIRROR_UPSTREAM = 'off';
+      d = await startChildDaemon(join(tmp, 'data-off'));
+      assert.equal((await get('/v2/docker.io/library/cli/manifests/1')).status, 404);
+      await d.stop();
+
+      process.env.HANGAR_MIRROR_UPSTREAM = `http://${upstream.host}`;
+      d = await startChildDaemon(join(tmp, 'data-on'));
+      const r = await get('/v2/docker.io/library/cli/manifests/1');
+      assert.equal(r.status, 200);
+      assert.equal(r.headers['docker-content-digest'], img.manifestDigest);
+    } finally {
+      if (saved === undefined) delete process.env.HANGAR_MIRROR_UPSTREAM;
+      else process.env.HANGAR_MIRROR_UPSTREAM = saved;
+      await d?.stop();
+      await upstream.stop();
+      rmSync(tmp, { recursive: true, force: true });
+    }
   });
 });
