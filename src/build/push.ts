@@ -19,7 +19,9 @@ export class RegistryPusher {
   private call(method: string, path: string, body?: Buffer | string, headers: Record<string, string> = {}): Promise<{ status: number; text: string; headers: Record<string, string | string[] | undefined> }> {
     return new Promise((resolve, reject) => {
       const url = new URL(path, this.baseUrl);
-      const req = request(url, { method, headers: { authorization: this.auth, ...headers } }, (res) => {
+      // A pusher asks what Hangar's own store holds: never let the mirror's
+      // pull-through turn that question into a request to Docker Hub.
+      const req = request(url, { method, headers: { authorization: this.auth, 'x-hangar-no-upstream': '1', ...headers } }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8'), headers: res.headers }));
