@@ -40,7 +40,11 @@ export interface BackendMachine {
 }
 
 export interface ProxyBackends {
-  /** The app's machines; undefined when there is no such app (→ 404). */
+  /**
+   * The app's machines; undefined when there is no such app (→ 404). The
+   * proxy remembers which service takes HTTP per returned array: return a
+   * new array when machines' `services` change (the adapter does).
+   */
   machinesFor(app: string): BackendMachine[] | undefined;
   /** Start a machine; resolves once it is started (booted), rejects with a reason. */
   start(app: string, id: string): Promise<void>;
