@@ -60,8 +60,6 @@ export function signalNumber(sig: string | number): number {
 export interface HandleOptions {
   /** fresh boots only: give up on a guest that never starts the app */
   bootTimeoutMs?: number;
-  /** when the boot timeout started counting (the launch's spawn), default now */
-  bootFrom?: number;
   timings?: { requestedAt: number; spawnedAt: number; readyAt: number };
   child?: ChildProcess;
   qmp?: QmpClient;
@@ -133,7 +131,7 @@ export class QemuVmHandle extends EventEmitter<VmHandleEvents> implements VmHand
           if (this.started || this.exitInfo) return;
           this.bootTimedOut = bootMs;
           void this.kill();
-        }, Math.max(1, bootMs - (Date.now() - (opts.bootFrom ?? Date.now()))));
+        }, bootMs);
       }
       if (!this.alive()) this.onQemuGone();
     });

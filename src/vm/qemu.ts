@@ -1,8 +1,7 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { appendFileSync, chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { HangarError } from '../shared/errors.js';
-import { createLogger } from '../shared/log.js';
 import { run } from '../shared/process.js';
 import { hostTscKhz, resolveAccel } from './accel.js';
 import { findGuestArtifacts, qemuBinary, type GuestArtifacts } from './artifacts.js';
@@ -101,8 +100,6 @@ function validateSpec(spec: VmSpec): void {
   }
 }
 
-const log = createLogger();
-
 export class QemuDriver implements VmDriver {
   readonly name = 'qemu-microvm';
 
@@ -117,34 +114,66 @@ export class QemuDriver implements VmDriver {
     if (prev && isSameProcess(prev.pid, prev.pidStartTime)) {
       throw new HangarError('CONFLICT', `a VM is already running from ${dir} (qemu pid ${prev.pid}); stop it first`);
     }
+    for (const f of [FILES.meta, FILES.exit, FILES.console, FILES.logs, FILES.ctl, FILES.qmp, FILES.stderr]) rmSync(join(dir, f), { force: true });
+
     const volumes = (spec.volumes ?? []).map((v, i) => ({ serial: `vol${i}`, guestPath: v.guestPath }));
     const config = compileRunConfig(spec.run, { root: 'root', scratch: 'scratch', volumes }, { hostname: spec.id.slice(0, 63).replace(/_/g, '-'), rootfsType: spec.rootfsType, orphanTimeoutMs: spec.orphanTimeoutMs ?? (Number(process.env.HANGAR_VM_ORPHAN_TIMEOUT_S) * 1000 || undefined) });
-    const cpio = configCpio(config);
+    // Base initramfs + config cpio, concatenated: no per-machine image build.
+    writeInitrd(join(dir, FILES.initrd), artifacts.initramfs, configCpio(config));
     removeSnapshotTemps(dir);
     const template = await scratchTemplate(artifacts, dir, spec.scratchMb ?? 2048);
-    const args = buildQemuArgs({ spec, artifacts, accel, scratchTemplate: template });
 
-    // A TCG guest on a loaded nested host very rarely hangs inside the kernel
-    // before the init runs. Nothing of the app has run then, so such a boot is
-    // killed and launched again; the last attempt is left to the handle's
-    // (much longer) boot timeout so a merely slow host still gets there.
-    const attempts = Math.max(1, spec.bootAttempts ?? 3);
-    const earlyMs = spec.kernelTimeoutMs ?? (Number(process.env.HANGAR_VM_KERNEL_TIMEOUT_S) * 1000 || 45_000);
-    for (let attempt = 1; ; attempt++) {
-      const vm = await launchQemu(dir, args, artifacts.initramfs, cpio, spec.startTimeoutMs ?? 15_000);
-      if (attempt < attempts && !(await guestReachedInit(vm, earlyMs))) {
-        const last = lastConsoleLine(dir);
-        log.warn('vm.kernel_hang', { id: spec.id, attempt, after_ms: earlyMs, console: last });
-        await killPid(vm.pid);
-        vm.qmp.close();
-        rmSync(join(dir, FILES.console + '.hung'), { force: true });
-        try { renameSync(join(dir, FILES.console), join(dir, FILES.console + '.hung')); } catch { /* no console yet */ }
-        continue;
-      }
-      const meta: VmMeta = { version: 1, driver: 'qemu', id: spec.id, pid: vm.pid, pidStartTime: vm.startTime, accel, ports: vm.ports, startedAt: Date.now() };
-      writeJsonAtomic(join(dir, FILES.meta), meta);
-      return new QemuVmHandle(meta, dir, { child: vm.child, qmp: vm.qmp, bootTimeoutMs: spec.bootTimeoutMs ?? 300_000, bootFrom: vm.spawnedAt, timings: { requestedAt, spawnedAt: vm.spawnedAt, readyAt: meta.startedAt } });
+    const args = buildQemuArgs({ spec, artifacts, accel, scratchTemplate: template });
+    const errFd = openSync(join(dir, FILES.stderr), 'w', 0o600);
+    // Detached (own session, stdio on files): qemu must survive the daemon,
+    // which re-adopts it from vm.json after a restart.
+    const child = spawn(qemuBinary(), args, { cwd: dir, detached: true, stdio: ['ignore', errFd, errFd], env: { ...process.env, TMPDIR: dir } });
+    closeSync(errFd);
+    child.unref();
+    const spawnedAt = Date.now();
+    const pid = child.pid;
+    const stderrText = () => { try { return readFileSync(join(dir, FILES.stderr), 'utf8').trim().slice(-4000); } catch { return ''; } };
+    const startFailed = (why: string) => {
+      if (pid) { try { process.kill(-pid, 'SIGKILL'); } catch { /* gone */ } }
+      rmSync(join(dir, FILES.initrd), { force: true });
+      const err = stderrText();
+      return new HangarError('VM_START_FAILED', `qemu did not start: ${why}${err ? `: ${err}` : ''}`, { status: 500, expose: true });
+    };
+    if (!pid) {
+      await new Promise((r) => child.once('error', r));
+      throw startFailed(`could not run ${qemuBinary()} (is qemu-system-x86 installed? run scripts/setup.sh)`);
     }
+    const startTime = procStartTime(pid) ?? '';
+    let exited = false;
+    child.once('exit', () => { exited = true; });
+
+    const timeoutMs = spec.startTimeoutMs ?? 15_000;
+    let qmp: QmpClient;
+    try {
+      qmp = await Promise.race([
+        QmpClient.connect(socketPath(dir, FILES.qmp), timeoutMs, () => !exited),
+        new Promise<never>((_, rej) => child.once('exit', (code, sig) => rej(new Error(`qemu exited (${sig ?? `code ${code}`})`)))),
+      ]);
+    } catch (e) {
+      await new Promise((r) => setTimeout(r, 50));
+      throw startFailed(e instanceof Error ? e.message : String(e));
+    }
+    let ports: ForwardedPort[] = [];
+    if (spec.ports?.length) {
+      try {
+        ports = parseUsernet(String(await qmp.execute('human-monitor-command', { 'command-line': 'info usernet' })));
+      } catch (e) {
+        qmp.close();
+        throw startFailed(`could not read the forwarded ports: ${e instanceof Error ? e.message : e}`);
+      }
+    }
+    // qemu has the initrd mapped (it mmaps the file, so it must not be
+    // modified in place): unlinking removes the secrets it holds from the
+    // host disk while qemu keeps its mapping.
+    rmSync(join(dir, FILES.initrd), { force: true });
+    const meta: VmMeta = { version: 1, driver: 'qemu', id: spec.id, pid, pidStartTime: startTime, accel, ports, startedAt: Date.now() };
+    writeJsonAtomic(join(dir, FILES.meta), meta);
+    return new QemuVmHandle(meta, dir, { child, qmp, bootTimeoutMs: spec.bootTimeoutMs ?? 300_000, timings: { requestedAt, spawnedAt, readyAt: meta.startedAt } });
   }
 
   async adopt(stateDir: string, options: AdoptOptions = {}): Promise<VmHandle> {
@@ -158,105 +187,6 @@ export class QemuDriver implements VmDriver {
     }
     return new QemuVmHandle(meta, stateDir, { qmp, logOffset: options.logOffset });
   }
-}
-
-interface LaunchedQemu {
-  child: ChildProcess;
-  pid: number;
-  startTime: string;
-  spawnedAt: number;
-  qmp: QmpClient;
-  ports: ForwardedPort[];
-  exited: () => boolean;
-}
-
-/** Spawn qemu detached and connect to its monitor; the guest boots on its own. */
-async function launchQemu(dir: string, args: string[], initramfs: string, cpio: Buffer, timeoutMs: number): Promise<LaunchedQemu> {
-  for (const f of [FILES.meta, FILES.exit, FILES.console, FILES.logs, FILES.ctl, FILES.qmp, FILES.stderr]) rmSync(join(dir, f), { force: true });
-  // Base initramfs + config cpio, concatenated: no per-machine image build.
-  writeInitrd(join(dir, FILES.initrd), initramfs, cpio);
-  const errFd = openSync(join(dir, FILES.stderr), 'w', 0o600);
-  // Detached (own session, stdio on files): qemu must survive the daemon,
-  // which re-adopts it from vm.json after a restart.
-  const child = spawn(qemuBinary(), args, { cwd: dir, detached: true, stdio: ['ignore', errFd, errFd], env: { ...process.env, TMPDIR: dir } });
-  closeSync(errFd);
-  child.unref();
-  const spawnedAt = Date.now();
-  const pid = child.pid;
-  const stderrText = () => { try { return readFileSync(join(dir, FILES.stderr), 'utf8').trim().slice(-4000); } catch { return ''; } };
-  const startFailed = (why: string) => {
-    if (pid) { try { process.kill(-pid, 'SIGKILL'); } catch { /* gone */ } }
-    rmSync(join(dir, FILES.initrd), { force: true });
-    const err = stderrText();
-    return new HangarError('VM_START_FAILED', `qemu did not start: ${why}${err ? `: ${err}` : ''}`, { status: 500, expose: true });
-  };
-  if (!pid) {
-    await new Promise((r) => child.once('error', r));
-    throw startFailed(`could not run ${qemuBinary()} (is qemu-system-x86 installed? run scripts/setup.sh)`);
-  }
-  const startTime = procStartTime(pid) ?? '';
-  let exited = false;
-  child.once('exit', () => { exited = true; });
-
-  let qmp: QmpClient;
-  try {
-    qmp = await Promise.race([
-      QmpClient.connect(socketPath(dir, FILES.qmp), timeoutMs, () => !exited),
-      new Promise<never>((_, rej) => child.once('exit', (code, sig) => rej(new Error(`qemu exited (${sig ?? `code ${code}`})`)))),
-    ]);
-  } catch (e) {
-    await new Promise((r) => setTimeout(r, 50));
-    throw startFailed(e instanceof Error ? e.message : String(e));
-  }
-  let ports: ForwardedPort[] = [];
-  if (args.some((a) => a.includes('hostfwd='))) {
-    try {
-      ports = parseUsernet(String(await qmp.execute('human-monitor-command', { 'command-line': 'info usernet' })));
-    } catch (e) {
-      qmp.close();
-      throw startFailed(`could not read the forwarded ports: ${e instanceof Error ? e.message : e}`);
-    }
-  }
-  // qemu has the initrd mapped (it mmaps the file, so it must not be
-  // modified in place): unlinking removes the secrets it holds from the
-  // host disk while qemu keeps its mapping.
-  rmSync(join(dir, FILES.initrd), { force: true });
-  return { child, pid, startTime, spawnedAt, qmp, ports, exited: () => exited };
-}
-
-/**
- * Whether the guest init opened its log port within `ms` (or qemu exited,
- * which the handle then reports): the first thing the init does after the
- * kernel hands over, visible to the host as the chardev's frontend opening.
- */
-async function guestReachedInit(vm: LaunchedQemu, ms: number): Promise<boolean> {
-  const opened = async () => {
-    try {
-      const devs = await vm.qmp.execute('query-chardev') as { label: string; 'frontend-open'?: boolean }[];
-      return devs.some((d) => (d.label === 'log' || d.label === 'ctl') && d['frontend-open']);
-    } catch { return vm.exited(); }
-  };
-  const deadline = Date.now() + ms;
-  return new Promise<boolean>((resolve) => {
-    let done = false;
-    const finish = (v: boolean) => { if (done) return; done = true; clearInterval(t); vm.qmp.off('event', onEvent); vm.child.off('exit', onExit); resolve(v); };
-    const onEvent = (name: string) => { if (name === 'VSERPORT_CHANGE') finish(true); };
-    const onExit = () => finish(true);
-    vm.qmp.on('event', onEvent);
-    vm.child.once('exit', onExit);
-    // Events can be missed (sent before the listener); poll as the fallback.
-    const t = setInterval(() => {
-      void opened().then((ok) => { if (ok) finish(true); else if (Date.now() > deadline) finish(false); });
-    }, 500);
-    void opened().then((ok) => { if (ok) finish(true); });
-  });
-}
-
-function lastConsoleLine(dir: string): string {
-  try {
-    const lines = readFileSync(join(dir, FILES.console), 'utf8').trim().split('\n');
-    return (lines[lines.length - 1] ?? '').slice(0, 300);
-  } catch { return ''; }
 }
 
 export interface ReconcileResult {
