@@ -93,6 +93,7 @@ export class QemuVmHandle extends EventEmitter<VmHandleEvents> implements VmHand
   private bootTimer: NodeJS.Timeout | null = null;
   private poll: NodeJS.Timeout | null = null;
   private detached = false;
+  private following = false;
   private onChildExit = () => this.onQemuGone();
 
   constructor(private meta: VmMeta, readonly stateDir: string, opts: HandleOptions = {}) {
@@ -118,11 +119,20 @@ export class QemuVmHandle extends EventEmitter<VmHandleEvents> implements VmHand
     opts.child?.once('exit', this.onChildExit);
     if (!opts.child && this.qmp) void resumeIfPaused(this.qmp).catch(() => {});
     this.qmp?.on('close', () => { if (!this.alive()) this.onQemuGone(); });
-    // Listeners attached right after startVm/adoptVm resolve see every line.
-    setImmediate(() => {
-      if (this.detached) return;
+    // The files are followed from the first 'log' or 'console' listener on,
+    // so a listener attached at any time sees every line from the offset (an
+    // exit reads them anyway). Following from construction lost the early
+    // lines of handles that reconcileVms adopted while it still awaited.
+    const follow = () => {
+      if (this.following || this.detached || this.exitInfo) return;
+      this.following = true;
       this.logTail.start();
       this.conTail.start();
+    };
+    (this as unknown as EventEmitter).on('newListener', (event: string) => { if (event === 'log' || event === 'console') setImmediate(follow); });
+    setImmediate(() => {
+      if (this.detached) return;
+      if (this.listenerCount('log') || this.listenerCount('console')) follow();
       this.ctl.start();
       this.poll = setInterval(() => { if (!this.alive()) this.onQemuGone(); }, 500);
       const bootMs = opts.bootTimeoutMs;

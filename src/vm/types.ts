@@ -83,10 +83,6 @@ export interface VmSpec {
   kernelArgs?: string[];
   /** how long qemu may take to come up (not the guest boot), default 15000 */
   startTimeoutMs?: number;
-  /** launches tried when the guest kernel hangs before the init runs, default 3 */
-  bootAttempts?: number;
-  /** how long the kernel may take to hand over to the init before a launch counts as hung, default 45000 ($HANGAR_VM_KERNEL_TIMEOUT_S) */
-  kernelTimeoutMs?: number;
   /** kill the VM (reason "crashed") if the init has not started the app by then; default 300000 (TCG on a busy host is slow) */
   bootTimeoutMs?: number;
   /**
