@@ -47,6 +47,9 @@ test('a VM outlives its SIGKILLed daemon; reconcile adopts it and kills stray qe
     assert.equal(procStartTime(stray.pid!), undefined, 'the stray process was killed');
     const h = res.adopted[0]!;
     assert.equal(h.pid, qemuPid);
+    // Attach late on purpose: a listener added at any time still sees the
+    // log from its start (handles follow their files from the first listener).
+    await new Promise((r) => setTimeout(r, 1000));
     const logs = collectLogs(h);
     await withTimeout(h.waitStarted(), 60_000, 'adopted VM reports started');
     // the log file is replayed from the start, and new lines keep coming
