@@ -4,10 +4,9 @@ import { isAbsolute, join } from 'node:path';
 import { z } from 'zod';
 import type { Accounts, App } from '../accounts/index.js';
 import type { Releases } from '../deploy/index.js';
-import { resolveDeployImage } from '../deploy/index.js';
+import { resolveDeployImage, type DeployImageStore } from '../deploy/index.js';
 import { readJson, type Router } from '../http/index.js';
 import { inventoryFromStore, parseSbomFormat, renderSbom, SbomStore, CATALOG_VERSION } from '../sbom/index.js';
-import type { LocalImageStore } from '../shared/image-store.js';
 import { HangarError, isHangarError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { parseInput } from '../shared/validate.js';
@@ -17,8 +16,8 @@ import { principalOf } from './auth.js';
 
 export interface SbomRoutesOptions {
   accounts: Accounts;
-  /** Hangar's registry (only its images are scanned). */
-  images: LocalImageStore;
+  /** Hangar's registry (only its images are scanned); a Docker Hub name is pulled through its mirror when configured. */
+  images: DeployImageStore;
   /** The daemon's store: the registry's tag table answers "most recent push". */
   store: Store;
   releases: Releases;
@@ -53,7 +52,7 @@ export function sbomRoutes(router: Router, o: SbomRoutesOptions): void {
   router.get('/v1/apps/:app/sbom', async ({ req, res, url, params }) => {
     const app = appOf(req, params.app!);
     const format = parseSbomFormat(url.searchParams.get('format') ?? undefined);
-    const t = target(o, app, url.searchParams.get('image'));
+    const t = await target(o, app, url.searchParams.get('image'));
     const { digest, inventory, cached } = await inventoryFromStore(o.images, t.repo, t.digest, { cache });
     res.setHeader('x-hangar-sbom-cache', cached ? 'hit' : 'miss');
     res.setHeader('x-hangar-image-digest', digest);
@@ -66,7 +65,7 @@ export function sbomRoutes(router: Router, o: SbomRoutesOptions): void {
     const app = appOf(req, params.app!);
     const level = url.searchParams.get('severity');
     const min = level ? parseSeverity(level) : undefined;
-    const t = target(o, app, url.searchParams.get('image'));
+    const t = await target(o, app, url.searchParams.get('image'));
     const db = openLoadedDb(dbPath);
     try {
       const scan = await scanImage(o.images, t.repo, t.digest, db, { cache });
@@ -174,13 +173,13 @@ function openLoadedDb(path: string): VulnDb {
  * current release (the newest completed deploy); else the tag pushed most
  * recently to one of the app's repositories.
  */
-function target(o: SbomRoutesOptions, app: App, image: string | null): Target {
+async function target(o: SbomRoutesOptions, app: App, image: string | null): Promise<Target> {
   const hosts = o.registryHosts();
   const host = hosts[0]!;
   if (image) {
     let r;
     try {
-      r = resolveDeployImage({ ref: image, app, accounts: o.accounts, images: o.images, registryHosts: hosts });
+      r = await resolveDeployImage({ ref: image, app, accounts: o.accounts, images: o.images, registryHosts: hosts });
     } catch (e) {
       if (isHangarError(e) && e.code === 'IMAGE_FORBIDDEN') {
         throw new HangarError('IMAGE_FORBIDDEN', `image ${image} belongs to an app of another organization; you can only inspect images of your own organization's apps`, { status: 403 });

@@ -128,7 +128,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const machines = new MachineManager({
     records,
     logs,
-    images: createImageProvider({ cache: rootfs, accounts, localHosts: () => registryHosts }),
+    images: createImageProvider({ cache: rootfs, accounts, localHosts: () => registryHosts, images: registry }),
     guests: createGuestRunner(getVmDriver()),
     dataDir: options.dataDir,
     log,

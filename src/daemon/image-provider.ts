@@ -2,9 +2,12 @@ import type { Accounts } from '../accounts/index.js';
 import { parseImageReference, type RootfsCache } from '../rootfs/index.js';
 import { HangarError } from '../shared/errors.js';
 import type { AcquiredImage, ImageProvider } from '../machines/index.js';
+import { pullThroughMirror, type DeployImageStore } from '../deploy/index.js';
 
 /** Repositories every org may pull: the base-image mirror (see docs/registry.md). */
 const SHARED_NAMESPACES = ['library', 'mirror'];
+/** The Docker Hub mirror's repositories (docker.io/...), owned by a system app and pullable by every org, as in the registry. */
+const HUB_MIRROR = 'docker.io';
 
 /**
  * Machines name images the way users write them. An image in Hangar's own
@@ -17,6 +20,8 @@ export function createImageProvider(opts: {
   accounts: Accounts;
   /** host:port forms under which Hangar's registry is known. */
   localHosts: () => string[];
+  /** The registry; with its pull-through, Docker Hub names are fetched through the mirror instead of from Docker Hub. */
+  images?: DeployImageStore;
 }): ImageProvider {
   return {
     async acquire(image: string, ctx: { app: string }): Promise<AcquiredImage> {
@@ -26,7 +31,7 @@ export function createImageProvider(opts: {
         const owner = ref.path.split('/')[0]!;
         const app = opts.accounts.findApp(ctx.app);
         const ownerApp = opts.accounts.findApp(owner);
-        if (ownerApp && app && ownerApp.org_id !== app.org_id) {
+        if (ownerApp && app && ownerApp.org_id !== app.org_id && owner !== HUB_MIRROR) {
           throw new HangarError(
             'FORBIDDEN',
             `image ${image} belongs to app ${owner} of another organization; apps may only run images of their own organization`,
@@ -38,13 +43,28 @@ export function createImageProvider(opts: {
       }
       // An image of one of this Hangar's apps is looked up only here: never
       // fall through to Docker Hub for it (a typo must not leave the host).
-      const pinned = local && ref.host === undefined && opts.accounts.findApp(ref.path.split('/')[0]!) ? `${opts.localHosts()[0]}/${image}` : image;
+      const appImage = local && ref.host === undefined && !!opts.accounts.findApp(ref.path.split('/')[0]!);
+      let pinned = appImage ? `${opts.localHosts()[0]}/${image}` : image;
+      let repository = ref.path;
+      let registry = ref.host ?? (local ? 'hangar' : ref.registry);
+      // A Docker Hub name (`nginx:1.25`, `docker.io/library/nginx`) comes through the registry's mirror when it pulls
+      // through, never straight from Docker Hub; pinned by digest like an app image.
+      const hub = !appImage && ref.registry === 'docker.io' && (ref.host === undefined || !local);
+      if (hub && opts.images?.pullThrough) {
+        const repo = `${HUB_MIRROR}/${ref.repository}`;
+        await pullThroughMirror({ images: opts.images, accounts: opts.accounts, repo, reference: ref.reference, shown: image });
+        const hit = opts.images.resolveManifest(repo, ref.reference);
+        if (hit) {
+          pinned = `${opts.localHosts()[0]}/${repo}${ref.tag ? `:${ref.tag}` : ''}@${hit.digest}`;
+          repository = repo;
+          registry = 'hangar';
+        }
+      }
       const got = await opts.cache.acquire(pinned);
-      const repository = ref.path;
       return {
         imagePath: got.imagePath,
         ref: {
-          registry: ref.host ?? (local ? 'hangar' : ref.registry),
+          registry,
           repository,
           tag: ref.tag ?? (ref.digest ? '' : 'latest'),
           digest: got.digest,

@@ -1,7 +1,6 @@
 import type { Accounts, App } from '../accounts/index.js';
 import type { MachineManager, MachineRecord, MachineConfig } from '../machines/index.js';
 import type { LogStore } from '../logs/index.js';
-import type { LocalImageStore } from '../shared/image-store.js';
 import type { Logger } from '../shared/log.js';
 import { HangarError } from '../shared/errors.js';
 import { durationToMs } from '../machines/config.js';
@@ -9,14 +8,15 @@ import { appConfigSchema, checksOf, machineConfigFor, processGroups, shellSplit,
 import { parseInput } from '../shared/validate.js';
 import { Releases, type Release } from './releases.js';
 import { runCheck } from './checks.js';
-import { resolveDeployImage } from './images.js';
+import { resolveDeployImage, type DeployImageStore } from './images.js';
 
 export interface DeployerOptions {
   releases: Releases;
   machines: MachineManager;
   logs?: LogStore;
   accounts: Accounts;
-  images: LocalImageStore;
+  /** The registry: its store, and its Docker Hub pull-through when configured. */
+  images: DeployImageStore;
   registryHosts: () => string[];
   log: Logger;
 }
@@ -69,7 +69,7 @@ export class Deployer {
   async deploy(req: DeployRequest, out: DeployEvent, onRelease?: (r: Release) => void): Promise<Release> {
     const app = req.app;
     const config = parseInput(appConfigSchema, req.config, 'app config');
-    const resolved = resolveDeployImage({ ref: req.image, app, accounts: this.o.accounts, images: this.o.images, registryHosts: this.o.registryHosts() });
+    const resolved = await resolveDeployImage({ ref: req.image, app, accounts: this.o.accounts, images: this.o.images, registryHosts: this.o.registryHosts() });
     const strategy: Strategy = req.strategy ?? config.deploy?.strategy ?? 'rolling';
     if (this.busy.has(app.name)) throw new HangarError('CONFLICT', `a deploy of ${app.name} is already running; wait for it (hangar status) and try again`);
     this.busy.add(app.name);
@@ -324,7 +324,7 @@ export class Deployer {
     if (!processGroups(current.config).includes(group)) {
       throw new HangarError('BAD_REQUEST', `process group "${group}" is not in the current release; groups: ${processGroups(current.config).join(', ')}`);
     }
-    const resolved = resolveDeployImage({ ref: current.image, app, accounts: this.o.accounts, images: this.o.images, registryHosts: this.o.registryHosts() });
+    const resolved = await resolveDeployImage({ ref: current.image, app, accounts: this.o.accounts, images: this.o.images, registryHosts: this.o.registryHosts() });
     const mc = machineConfigFor(current.config, group, { image: resolved.ref, releaseId: current.id, releaseVersion: current.version });
     const machines = this.appMachines(app.name).filter((m) => groupOf(m) === group);
     if (count > machines.length) {
