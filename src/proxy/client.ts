@@ -1,0 +1,188 @@
+import type { Socket } from 'node:net';
+import { CONNECTION_CLOSE, errorAnswer, headersTimedOut, headersTooLarge, malformedRequest } from './answers.js';
+import type { ProxyContext } from './context.js';
+import { connectionTail } from './headers.js';
+import { HttpError, headEnd, parseRequestHead, skipEmptyLines, type RequestHead } from './http1.js';
+
+/** A connection we are closing gets this long to finish. */
+const LINGER_MS = 5_000;
+
+/** What a client connection hears about the exchange running on it. */
+export interface ActiveExchange {
+  start(): void;
+  onClientData(chunk: Buffer): void;
+  onClientDrain(): void;
+  onClientEnd(): void;
+  onClientClose(): void;
+  check(now: number): void;
+}
+
+/** One client connection. */
+export class Client {
+  buf: Buffer | null = null;
+  /** Bytes of buf already searched for the end of a head. */
+  scanned = 0;
+  /** When the current request head began; 0 while idle between requests. */
+  headSince = 0;
+  lastActive: number;
+  ex: ActiveExchange | null = null;
+  /** We are closing it: input is drained and ignored. */
+  closing = 0;
+  /** The client sent FIN. */
+  ended = false;
+  paused = false;
+  parsing = false;
+  /** No byte received yet (a silent close, not 408, when it times out). */
+  fresh = true;
+  readonly ip: string;
+  /** The constant part of the headers added to this connection's requests. */
+  readonly connTail: string;
+  /** Last Host → app on this connection (clients repeat their Host). */
+  lastHost: string | undefined = undefined;
+  lastApp: string | undefined = undefined;
+
+  constructor(
+    readonly sock: Socket,
+    readonly ctx: ProxyContext,
+  ) {
+    this.ip = sock.remoteAddress ?? '';
+    this.connTail = connectionTail(this.ip, ctx.port);
+    this.lastActive = Date.now();
+  }
+
+  pause(): void {
+    if (!this.paused) {
+      this.paused = true;
+      this.sock.pause();
+    }
+  }
+
+  resume(): void {
+    if (this.paused) {
+      this.paused = false;
+      this.sock.resume();
+    }
+  }
+}
+
+/** Serves a new client connection; `clients` holds it until it closes. */
+export function acceptClient(ctx: ProxyContext, clients: Set<Client>, sock: Socket): void {
+  const c = new Client(sock, ctx);
+  clients.add(c);
+  c.headSince = c.lastActive;
+  sock.on('data', (chunk: Buffer) => {
+    c.lastActive = Date.now();
+    if (c.closing) return;
+    c.fresh = false;
+    if (c.ex) {
+      c.ex.onClientData(chunk);
+      return;
+    }
+    if (c.headSince === 0) c.headSince = c.lastActive;
+    c.buf = c.buf ? Buffer.concat([c.buf, chunk]) : chunk;
+    parseHeads(c);
+  });
+  sock.on('drain', () => c.ex?.onClientDrain());
+  sock.on('end', () => {
+    c.ended = true;
+    if (c.closing) sock.destroy();
+    else if (c.ex) c.ex.onClientEnd();
+    else sock.end();
+  });
+  sock.on('error', () => sock.destroy());
+  sock.on('close', () => {
+    clients.delete(c);
+    c.ex?.onClientClose();
+    c.ex = null;
+  });
+}
+
+/** Client-side timeouts (from the proxy's one sweep timer): linger, headers, keep-alive, and the exchange's own. */
+export function checkClient(c: Client, now: number): void {
+  if (c.closing) {
+    if (now - c.closing > LINGER_MS) c.sock.destroy();
+    return;
+  }
+  if (c.ex) {
+    c.ex.check(now);
+    return;
+  }
+  const ctx = c.ctx;
+  if (c.headSince !== 0) {
+    if (now - c.headSince > ctx.headersTimeoutMs) {
+      if (c.fresh) c.sock.destroy();
+      else reject(c, 408, headersTimedOut(ctx.headersTimeoutMs));
+    }
+  } else if (now - c.lastActive > ctx.keepAliveTimeoutMs) c.sock.destroy();
+}
+
+/** Stops serving a client: answer sent (or not), FIN, input ignored until it closes. */
+function closeClient(c: Client): void {
+  if (c.closing) return;
+  c.closing = Date.now();
+  c.buf = null;
+  if (c.sock.destroyed) return;
+  c.resume();
+  // Input is read (and dropped) until the client closes too, so unread
+  // bytes do not turn our FIN into a reset that loses the answer.
+  if (c.ended) c.sock.end(() => c.sock.destroy());
+  else c.sock.end();
+}
+
+/** Answers without a machine (parse errors, 408, 431) and closes. */
+function reject(c: Client, status: number, message: string): void {
+  c.sock.write(errorAnswer(status, message, undefined, CONNECTION_CLOSE));
+  closeClient(c);
+}
+
+/** Reads request heads from the client's buffer and starts exchanges. */
+function parseHeads(c: Client): void {
+  if (c.parsing) return;
+  c.parsing = true;
+  const ctx = c.ctx;
+  const maxHeaderSize = ctx.maxHeaderSize;
+  try {
+    while (c.ex === null && c.closing === 0 && c.buf !== null) {
+      const buf = c.buf;
+      const skip = skipEmptyLines(buf);
+      const end = headEnd(buf, Math.max(c.scanned, skip));
+      if (end < 0) {
+        if (buf.length - skip > maxHeaderSize) return reject(c, 431, headersTooLarge(maxHeaderSize));
+        c.scanned = buf.length;
+        if (skip === buf.length) {
+          c.buf = null;
+          c.scanned = 0;
+        }
+        return;
+      }
+      if (end - skip > maxHeaderSize) return reject(c, 431, headersTooLarge(maxHeaderSize));
+      let head: RequestHead;
+      try {
+        head = parseRequestHead(buf, skip, end);
+      } catch (err) {
+        if (err instanceof HttpError) return reject(c, err.status, malformedRequest(err.message));
+        throw err;
+      }
+      c.buf = end === buf.length ? null : buf.subarray(end);
+      c.scanned = 0;
+      c.headSince = 0;
+      const ex = ctx.exchange(c, head);
+      c.ex = ex;
+      ex.start();
+    }
+  } finally {
+    c.parsing = false;
+  }
+}
+
+/** An exchange ended (answered or failed) with the client connection still usable or not. */
+export function afterExchange(c: Client, reuse: boolean): void {
+  c.ex = null;
+  if (!reuse || c.ended) {
+    closeClient(c);
+    return;
+  }
+  c.resume();
+  c.headSince = c.buf ? Date.now() : 0;
+  parseHeads(c);
+}
