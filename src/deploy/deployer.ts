@@ -324,7 +324,9 @@ export class Deployer {
     if (!processGroups(current.config).includes(group)) {
       throw new HangarError('BAD_REQUEST', `process group "${group}" is not in the current release; groups: ${processGroups(current.config).join(', ')}`);
     }
-    const resolved = await resolveDeployImage({ ref: current.image, app, accounts: this.o.accounts, images: this.o.images, registryHosts: this.o.registryHosts() });
+    // New machines run exactly the release's image: its digest, not whatever its tag points at now.
+    const ref = current.image_digest ? `${current.image.split('@')[0]}@${current.image_digest}` : current.image;
+    const resolved = await resolveDeployImage({ ref, app, accounts: this.o.accounts, images: this.o.images, registryHosts: this.o.registryHosts() });
     const mc = machineConfigFor(current.config, group, { image: resolved.ref, releaseId: current.id, releaseVersion: current.version });
     const machines = this.appMachines(app.name).filter((m) => groupOf(m) === group);
     if (count > machines.length) {

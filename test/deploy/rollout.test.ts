@@ -87,14 +87,22 @@ test('release_command failure keeps the old release; a failing health check stop
     assert.equal(built.code, 0, built.stderr);
     const ref = built.stdout.trim();
 
-    // v1, then a second machine.
-    let r = await env.cli(['deploy', '--image', ref], dir);
+    // v1 by label (no digest), then a second machine.
+    let r = await env.cli(['deploy', '--image', ref.split('@')[0]!], dir);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /passed 1 health check/);
+    // The label moves to a new build; scaling still runs the release's own digest.
+    writeFileSync(join(dir, 'server.pl'), PERL_SERVER + '\n# a later build\n');
+    const moved = await env.cli(['deploy', '--build-only', '--push', '--image-label', 'base'], dir);
+    assert.equal(moved.code, 0, moved.stderr);
+    assert.notEqual(moved.stdout.trim().split('@')[1], ref.split('@')[1]);
     r = await env.cli(['scale', 'count', '2'], dir);
     assert.equal(r.code, 0, r.stderr);
     let ms = await machines(env, 'rc');
     assert.equal(ms.length, 2);
+    for (const m of (await env.t.api('GET', '/v1/apps/rc/machines')).body as { config: { image: string } }[]) {
+      assert.equal(m.config.image.split('@')[1], ref.split('@')[1], 'scale pins the release digest, not the moved label');
+    }
     for (const m of ms) assert.equal((await httpGet(m.host_ports['8080']!)).body, 'version 1\n');
 
     // v2: release_command fails → nothing changes.
