@@ -12,7 +12,6 @@
  * sizes. The bytes forwarded are therefore exactly the bytes validated.
  */
 
-const CRLFCRLF = Buffer.from('\r\n\r\n');
 
 export class HttpError extends Error {
   constructor(
