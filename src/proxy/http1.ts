@@ -12,7 +12,6 @@
  * sizes. The bytes forwarded are therefore exactly the bytes validated.
  */
 
-
 export class HttpError extends Error {
   constructor(
     readonly status: number,
