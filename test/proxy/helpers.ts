@@ -1,6 +1,7 @@
 import { createServer, request, type IncomingMessage, type RequestListener, type Server, type OutgoingHttpHeaders } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import type { BackendMachine, ProxyBackends, ProxyService } from '../../src/proxy/index.js';
+import { createProxy, type BackendMachine, type Proxy, type ProxyBackends, type ProxyOptions, type ProxyService } from '../../src/proxy/index.js';
+import { createLogger } from '../../src/shared/log.js';
 
 /**
  * A machine whose service is a real node HTTP server on 127.0.0.1, driven
@@ -175,5 +176,19 @@ export async function until(cond: () => boolean, timeoutMs: number, what: string
   while (!cond()) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await sleep(20);
+  }
+}
+
+const quiet = createLogger(() => {});
+
+/** A proxy over `backends` on an ephemeral loopback port for the duration of `fn`. */
+export async function withProxy(backends: TestBackends, opts: Partial<ProxyOptions>, fn: (port: number, proxy: Proxy) => Promise<void>): Promise<void> {
+  const proxy = createProxy({ backends, log: quiet, probeIntervalMs: 20, ...opts });
+  const port = await proxy.listen('127.0.0.1', 0);
+  try {
+    await fn(port, proxy);
+  } finally {
+    await proxy.close();
+    await backends.close();
   }
 }

@@ -3,22 +3,7 @@ import assert from 'node:assert/strict';
 import { Agent, createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
 import { connect, createServer as createTcpServer, type Socket } from 'node:net';
 import { createHash } from 'node:crypto';
-import { createProxy, type Proxy, type ProxyOptions } from '../../src/proxy/index.js';
-import { createLogger } from '../../src/shared/log.js';
-import { TestBackends, TestMachine, call, echo, sleep, until, web } from './helpers.js';
-
-const quiet = createLogger(() => {});
-
-async function withProxy(backends: TestBackends, opts: Partial<ProxyOptions>, fn: (port: number, proxy: Proxy) => Promise<void>): Promise<void> {
-  const proxy = createProxy({ backends, log: quiet, probeIntervalMs: 20, ...opts });
-  const port = await proxy.listen('127.0.0.1', 0);
-  try {
-    await fn(port, proxy);
-  } finally {
-    await proxy.close();
-    await backends.close();
-  }
-}
+import { TestBackends, TestMachine, withProxy, call, echo, sleep, until, web } from './helpers.js';
 
 /** A request handler that holds every request until the test releases it. */
 function holder(id: string) {

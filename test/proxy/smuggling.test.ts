@@ -1,26 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, createServer as createTcpServer, type Socket } from 'node:net';
-import { createProxy, type Proxy, type ProxyOptions } from '../../src/proxy/index.js';
-import { createLogger } from '../../src/shared/log.js';
-import { TestBackends, TestMachine, call, web } from './helpers.js';
+import { TestBackends, TestMachine, withProxy, call, web } from './helpers.js';
 
 // The proxy's own parser faces the client; the machine behind it is a real
 // node:http server (llhttp). Every framing the proxy accepts must mean the
 // same thing to both, and anything ambiguous must stop at the proxy.
-
-const quiet = createLogger(() => {});
-
-async function withProxy(backends: TestBackends, opts: Partial<ProxyOptions>, fn: (port: number, proxy: Proxy) => Promise<void>): Promise<void> {
-  const proxy = createProxy({ backends, log: quiet, probeIntervalMs: 20, ...opts });
-  const port = await proxy.listen('127.0.0.1', 0);
-  try {
-    await fn(port, proxy);
-  } finally {
-    await proxy.close();
-    await backends.close();
-  }
-}
 
 /** Writes raw bytes, returns everything read until the proxy closes (or `ms`). */
 function raw(port: number, data: string | Buffer[], ms = 3000): Promise<{ text: string; closed: boolean }> {
