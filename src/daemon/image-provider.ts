@@ -1,13 +1,12 @@
 import type { Accounts } from '../accounts/index.js';
 import { parseImageReference, type RootfsCache } from '../rootfs/index.js';
 import { HangarError } from '../shared/errors.js';
+import { MIRROR_PREFIX } from '../registry/index.js';
 import type { AcquiredImage, ImageProvider } from '../machines/index.js';
 import { pullThroughMirror, type DeployImageStore } from '../deploy/index.js';
 
-/** Repositories every org may pull: the base-image mirror (see docs/registry.md). */
-const SHARED_NAMESPACES = ['library', 'mirror'];
-/** The Docker Hub mirror's repositories (docker.io/...), owned by a system app and pullable by every org, as in the registry. */
-const HUB_MIRROR = 'docker.io';
+/** The Docker Hub mirror's repositories (docker.io/...) belong to a system app and every org may run them, as the registry lets every org pull them. */
+const HUB_MIRROR = MIRROR_PREFIX.slice(0, -1);
 
 /**
  * Machines name images the way users write them. An image in Hangar's own
@@ -37,7 +36,7 @@ export function createImageProvider(opts: {
             `image ${image} belongs to app ${owner} of another organization; apps may only run images of their own organization`,
           );
         }
-        if (!ownerApp && ref.host !== undefined && !SHARED_NAMESPACES.includes(owner)) {
+        if (!ownerApp && ref.host !== undefined) {
           throw new HangarError('NOT_FOUND', `image ${image} not found: no app "${owner}" in this Hangar's registry; push it first (see \`hangar auth docker\`)`);
         }
       }

@@ -3,6 +3,7 @@ import type { Accounts, App } from '../accounts/index.js';
 import type { LocalImageStore } from '../shared/image-store.js';
 import { HangarError, isHangarError } from '../shared/errors.js';
 import { parseDigest, type Digest } from '../registry/digest.js';
+import { MIRROR_PREFIX as MIRROR } from '../registry/index.js';
 
 export interface ResolvedDeployImage {
   /** What users see: host:port/repo:tag (or @digest). */
@@ -12,8 +13,6 @@ export interface ResolvedDeployImage {
   digest: string | null;
   repository: string | null;
 }
-
-const MIRROR = 'docker.io/';
 
 /** The registry's Docker Hub pull-through (src/registry/pull-through.ts), as image resolution uses it. */
 export interface MirrorPullThrough {
@@ -115,10 +114,11 @@ export async function resolveDeployImage(o: {
   const localHost = o.registryHosts[0]!;
   const reference = digest ?? tag ?? 'latest';
   const candidates: string[] = [];
-  if (host === 'docker.io' || host === 'index.docker.io') candidates.push(MIRROR + (rest.includes('/') ? rest : `library/${rest}`));
+  const hubRepo = MIRROR + (rest.includes('/') ? rest : `library/${rest}`);
+  if (host === 'docker.io' || host === 'index.docker.io') candidates.push(hubRepo);
   else if (ours) {
     candidates.push(rest);
-    if (host === undefined) candidates.push(MIRROR + (rest.includes('/') ? rest : `library/${rest}`));
+    if (host === undefined) candidates.push(hubRepo);
   }
   // An app's repository wins over a Docker Hub name of the same spelling: `myapp:v1` never goes upstream.
   const hub = host === undefined && o.accounts.findApp(rest.split('/')[0]!) ? undefined : candidates.find((r) => r.startsWith(MIRROR));

@@ -11,6 +11,7 @@ import { request as httpsRequest } from 'node:https';
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
 import { isIP } from 'node:net';
 import { HangarError } from '../shared/errors.js';
+import { parseChallenge } from '../shared/www-authenticate.js';
 
 export type UpstreamFailure = 'unreachable' | 'not_found' | 'status' | 'refused' | 'too_large' | 'rate_limited';
 
@@ -105,12 +106,8 @@ export class UpstreamClient {
   }
 
   private async token(repo: string, challenge: string, signal?: AbortSignal): Promise<string> {
-    const m = /^\s*(\w+)\s*(.*)$/.exec(challenge);
-    const params: Record<string, string> = {};
-    const re = /(\w+)=(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))/g;
-    let p: RegExpExecArray | null;
-    while (m && (p = re.exec(m[2]!))) params[p[1]!.toLowerCase()] = (p[2] ?? p[3] ?? '').replace(/\\(.)/g, '$1');
-    if (!m || m[1]!.toLowerCase() !== 'bearer' || !params.realm)
+    const { scheme, params } = parseChallenge(challenge);
+    if (scheme !== 'bearer' || !params.realm)
       throw new UpstreamError('status', `${this.origin} asked for authentication the mirror does not do (${challenge.slice(0, 100) || 'no challenge'}); it pulls anonymously`, 401);
     let realm: URL;
     try {

@@ -9,6 +9,7 @@ import { Readable } from 'node:stream';
 import { HangarError } from '../shared/errors.js';
 import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES } from './manifest.js';
 import type { FetchedManifest, ImageSource, SourceSpec } from './source.js';
+import { parseChallenge } from '../shared/www-authenticate.js';
 
 export interface Credentials {
   username: string;
@@ -172,16 +173,6 @@ async function fetchFollowing(url: string, headers: Record<string, string>, sign
   throw new HangarError('REGISTRY_ERROR', `too many redirects fetching ${url}`, { status: 502 });
 }
 
-export function parseChallenge(header: string): { scheme: string; params: Record<string, string> } {
-  const m = /^\s*(\w+)\s*(.*)$/.exec(header);
-  if (!m) return { scheme: '', params: {} };
-  const params: Record<string, string> = {};
-  const re = /(\w+)=(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))/g;
-  let p: RegExpExecArray | null;
-  while ((p = re.exec(m[2]!))) params[p[1]!.toLowerCase()] = (p[2] ?? p[3] ?? '').replace(/\\(.)/g, '$1');
-  return { scheme: m[1]!.toLowerCase(), params };
-}
-
 async function readBounded(res: Response, max: number, what: string): Promise<Buffer> {
   const len = Number(res.headers.get('content-length') ?? NaN);
   if (len > max) {
@@ -199,3 +190,5 @@ async function readBounded(res: Response, max: number, what: string): Promise<Bu
   }
   return Buffer.concat(chunks);
 }
+
+export { parseChallenge };
