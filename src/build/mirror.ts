@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import type { Accounts } from '../accounts/index.js';
 import type { Store } from '../store/index.js';
 import { HangarError } from '../shared/errors.js';
-import { MIRROR_PREFIX } from '../registry/index.js';
+import { MIRROR_PREFIX } from '../registry/mirror-prefix.js';
 import { RegistryPusher } from './push.js';
 
 /**

@@ -15,14 +15,8 @@ export interface Caller {
 
 export const ANONYMOUS_SUB = 'anonymous';
 
-/**
- * Repositories under `docker.io/` are Hangar's mirror of Docker Hub base
- * images (src/build/mirror.ts). A dot never appears in an app name, so no
- * user app can own this prefix. Every authenticated principal may pull from
- * it; only the admin may push.
- */
-export const MIRROR_PREFIX = 'docker.io/';
-export const isMirrorRepo = (repo: string): boolean => repo.startsWith(MIRROR_PREFIX);
+import { isMirrorRepo } from './mirror-prefix.js';
+export { MIRROR_PREFIX, isMirrorRepo } from './mirror-prefix.js';
 
 export class RegistryAuth {
   constructor(

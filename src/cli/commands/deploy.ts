@@ -6,7 +6,10 @@ import type { ApiClient } from '../client.js';
 import { appOption } from '../app-flag.js';
 import { HangarError } from '../../shared/errors.js';
 import { loadAppConfig, describeKeyReport, resolveLocalFiles, type AppConfig, type LoadedAppConfig } from '../../appconfig/index.js';
-import { planContext, contextTarStream, localBuild, deploymentTag, isValidLabel } from '../../build/index.js';
+// Not build/index.js: that also loads the daemon's builder (SQLite, registry), a third of a second of CLI start-up.
+import { planContext, contextTarStream } from '../../build/context.js';
+import { localBuild } from '../../build/local.js';
+import { deploymentTag, isValidLabel } from '../../build/tags.js';
 
 type Flags = CommandContext['flags'];
 const enc = encodeURIComponent;

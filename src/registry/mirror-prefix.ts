@@ -1,0 +1,11 @@
+/**
+ * Repositories under `docker.io/` are Hangar's mirror of Docker Hub base
+ * images (src/build/mirror.ts). A dot never appears in an app name, so no
+ * user app can own this prefix. Every authenticated principal may pull from
+ * it; only the admin may push.
+ *
+ * A module of its own so that the CLI can name the mirror without loading
+ * the registry.
+ */
+export const MIRROR_PREFIX = 'docker.io/';
+export const isMirrorRepo = (repo: string): boolean => repo.startsWith(MIRROR_PREFIX);
