@@ -36,9 +36,23 @@ function sh(file: string, args: string[], input?: string): string {
   return execFileSync(file, args, { encoding: 'utf8', input, maxBuffer: 64 << 20, stdio: ['pipe', 'pipe', 'pipe'] });
 }
 
+/** Clean-ups run last-registered first (node:test runs t.after hooks in order). */
+const cleanups = new WeakMap<TestContext, (() => void)[]>();
+function defer(t: TestContext, fn: () => void): void {
+  let list = cleanups.get(t);
+  if (!list) {
+    const fns: (() => void)[] = [];
+    cleanups.set(t, (list = fns));
+    t.after(() => {
+      for (const f of fns.reverse()) f();
+    });
+  }
+  list.push(fn);
+}
+
 function tempDir(t: TestContext): string {
   const dir = mkdtempSync(join(tmpdir(), 'hangar-layer-tar-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  defer(t, () => rmSync(dir, { recursive: true, force: true }));
   return dir;
 }
 
@@ -68,7 +82,7 @@ function mountOverlay(t: TestContext, base: string, fillLower: (lower: string) =
     sh('umount', [merged]);
     mounted = false;
   };
-  t.after(() => {
+  defer(t, () => {
     if (mounted) spawnSync('umount', ['-l', merged]);
   });
   return { lower, upper, merged, unmount };
@@ -460,6 +474,21 @@ test('a small layer costs a few milliseconds', async (t) => {
   times.sort((a, b) => a - b);
   const median = times[7]!;
   t.diagnostic(`3-entry layer: median ${median.toFixed(1)} ms, min ${times[0]!.toFixed(1)} ms (includes the getfattr spawn)`);
-  // Generous: the machine is shared; a regression to hundreds of ms still fails.
-  assert.ok(median < 100, `median ${median} ms`);
+  // The fastest run, with a generous bound: the machine is shared with other
+  // work, but a regression to tens of ms per small layer still fails.
+  assert.ok(times[0]! < 40, `fastest of 15 runs took ${times[0]} ms`);
+});
+
+test('a full disk fails the write cleanly (no crash, no partial file)', async (t) => {
+  const base = tempDir(t);
+  const dir = join(base, 'd');
+  mkdirSync(dir);
+  writeFileSync(join(dir, 'big'), randomBytes(4 << 20));
+  const small = join(base, 'small');
+  mkdirSync(small);
+  sh('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', small]);
+  defer(t, () => void spawnSync('umount', ['-l', small]));
+  const out = join(small, 'o.tgz');
+  await assert.rejects(writeLayerBlob(dir, out), /ENOSPC|no space/i);
+  assert.equal(existsSync(out), false);
 });

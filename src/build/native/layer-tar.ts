@@ -18,6 +18,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   closeSync,
+  constants as C,
   fsyncSync,
   lstatSync,
   openSync,
@@ -101,6 +102,9 @@ export async function writeLayerBlob(dir: string, outFile: string, options: Writ
       gzip.destroy(err as Error);
     }
   });
+  // A failed write or an abort destroys zlib at any moment; the awaits below
+  // rethrow it, this listener only keeps it from being an uncaught 'error'.
+  gzip.on('error', () => {});
   const onAbort = () => gzip.destroy(signal!.reason as Error);
   signal?.addEventListener('abort', onAbort, { once: true });
   try {
@@ -145,7 +149,10 @@ interface Node {
   st: BigIntStats;
 }
 
-/** Pre-order walk, children in byte order of their names: parents come before children. */
+/**
+ * Pre-order walk, children in byte order of their names: parents come before
+ * children. A whiteout is emitted where its device sits in this order.
+ */
 function walk(root: string): Node[] {
   const nodes: Node[] = [];
   const visit = (absDir: string, relDir: string): void => {
@@ -371,7 +378,8 @@ class TarOut {
   /** Stream `size` bytes of a file straight into the chunk buffer. */
   async copyFile(abs: string, size: number, rel: string): Promise<void> {
     if (size === 0) return;
-    const fd = openSync(abs, 'r');
+    // O_NONBLOCK: if the file was swapped for a FIFO after lstat, fail instead of hanging.
+    const fd = openSync(abs, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK);
     try {
       let left = size;
       while (left > 0) {
