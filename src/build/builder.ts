@@ -6,11 +6,13 @@ import type { Readable } from 'node:stream';
 import type { Accounts, App } from '../accounts/index.js';
 import type { Store } from '../store/index.js';
 import type { Logger } from '../shared/log.js';
-import type { LocalImageStore } from '../shared/image-store.js';
+import type { DeployImageStore } from '../deploy/images.js';
 import { HangarError } from '../shared/errors.js';
 import { deploymentTag, isValidLabel } from './tags.js';
 import { ensureMirrorOwner, MIRROR_NAMESPACE, seedMirror, defaultCacheDir, BASE_IMAGES } from './mirror.js';
 import { RegistryPusher } from './push.js';
+import { NativeBuilder, UnsupportedFeature } from './native/index.js';
+import type { Dockerfile } from './native/dockerfile.js';
 import { applyMetadataTail, splitMetadataTail, type ImageConfigFile, type MetadataTail } from './tail.js';
 
 export interface BuilderOptions {
@@ -19,7 +21,9 @@ export interface BuilderOptions {
   registryHost: () => string;
   store: Store;
   accounts: Accounts;
-  images: LocalImageStore;
+  images: DeployImageStore;
+  /** Every host:port this daemon's registry answers as (FROM may name any); defaults to registryHost. */
+  registryHosts?: () => string[];
   log: Logger;
   /** buildah storage driver: overlay (default) or vfs. */
   storageDriver?: 'overlay' | 'vfs';
@@ -56,19 +60,24 @@ export type BuildOutput = (line: string) => void;
 const ID = /^[A-Za-z0-9_.-]{1,64}$/;
 
 /**
- * The daemon's builder: buildah with its own storage under the data dir,
- * a layer cache kept between builds, chroot isolation, and Hangar's
- * registry as the Docker Hub mirror for base images.
+ * The daemon's builder. Dockerfiles go to Hangar's own builder
+ * (src/build/native: in-process cache, overlay + chroot RUN steps, layers
+ * pushed straight into the registry); what it does not implement goes to
+ * buildah, with its own storage under the data dir, a layer cache kept
+ * between builds, chroot isolation, and Hangar's registry as the Docker Hub
+ * mirror for base images.
  */
 export class Builder {
   readonly root: string;
   private readonly reserved = new Set<string>();
   private mirrorReady: Promise<void> | undefined;
   private readonly registriesConf: string;
+  private readonly native: NativeBuilder;
 
   constructor(private readonly o: BuilderOptions) {
     this.root = join(o.dataDir, 'build');
     mkdirSync(join(this.root, 'tmp'), { recursive: true, mode: 0o700 });
+    this.native = new NativeBuilder({ root: join(this.root, 'native'), images: o.images, accounts: o.accounts, registryHosts: o.registryHosts ?? (() => [o.registryHost()]) });
     this.registriesConf = join(this.root, 'registries.conf');
     ensureMirrorOwner(o.store, o.accounts);
   }
@@ -173,7 +182,21 @@ export class Builder {
       if (req.dockerfile.split('/').includes('..') || !existsSync(dockerfile)) {
         throw new HangarError('NO_DOCKERFILE', `the build context has no ${req.dockerfile}; pass --dockerfile PATH relative to the context`, { status: 400 });
       }
-      const configTail = this.metadataTail(req, readFileSync(dockerfile, 'utf8'));
+      const text = readFileSync(dockerfile, 'utf8');
+      const parsed = this.nativeEnabled() ? this.native.parse(text) : undefined;
+      if (parsed && !(parsed instanceof UnsupportedFeature)) {
+        await this.ensureMirror(out);
+        lap('prepare');
+        try {
+          return await this.buildNative(req, { dockerfile: parsed, contextDir: ctxDir }, tag, token, out, lap, timings, started, signal);
+        } catch (e) {
+          if (!(e instanceof UnsupportedFeature)) throw e;
+          out(`note: Hangar's builder does not do ${e.reason}${e.line ? ` (Dockerfile line ${e.line})` : ''}; building with buildah instead`);
+        }
+      } else if (parsed) {
+        out(`note: Hangar's builder does not do ${parsed.reason}${parsed.line ? ` (Dockerfile line ${parsed.line})` : ''}; building with buildah instead`);
+      }
+      const configTail = this.metadataTail(req, text);
       if (configTail) {
         // buildah gets the Dockerfile without its tail, written outside the
         // context so that a COPY of the context still copies the original.
@@ -265,11 +288,58 @@ export class Builder {
       this.reserved.delete(`${app}:${tag}`);
       rmSync(work, { recursive: true, force: true });
       try {
+        this.native.prune();
+      } catch (err) {
+        this.o.log.warn('could not prune the build cache', { err });
+      }
+      try {
         this.o.accounts.revokeToken({ tokenId: info.id, orgId: req.app.org_id }, info.id);
       } catch (err) {
         this.o.log.warn('could not revoke build token', { err });
       }
     }
+  }
+
+  /** Hangar's own builder (src/build/native) unless HANGAR_BUILDER=buildah. */
+  private nativeEnabled(): boolean {
+    return (process.env.HANGAR_BUILDER ?? 'native') !== 'buildah';
+  }
+
+  private async buildNative(
+    req: BuildRequest,
+    input: { dockerfile: Dockerfile; contextDir: string },
+    tag: string,
+    token: string,
+    out: BuildOutput,
+    lap: (name: string) => void,
+    timings: Array<[string, number]>,
+    started: number,
+    signal?: AbortSignal,
+  ): Promise<BuildResult> {
+    const app = req.app.name;
+    const image = `${this.host}/${app}:${tag}`;
+    out(`building ${app} with Hangar's builder (layer cache ${req.noCache ? 'off' : 'on'})`);
+    const say = (line: string) => out(redact(line, req.secrets));
+    let state;
+    try {
+      state = await this.native.build(
+        req.app,
+        { ...input, ...(req.target ? { target: req.target } : {}), buildArgs: req.buildArgs ?? {}, secrets: req.secrets ?? {}, noCache: req.noCache ?? false },
+        say,
+        signal,
+      );
+    } catch (e) {
+      if (e instanceof HangarError) throw new HangarError(e.code, redact(e.message, req.secrets), { status: e.status });
+      throw e;
+    }
+    lap('build');
+    out(`pushing ${image}`);
+    const digest = await this.native.publish(state, new RegistryPusher(`http://${this.host}`, token), app, tag);
+    lap('push');
+    const durationMs = Date.now() - started;
+    out(`built in ${(durationMs / 1000).toFixed(2)} s (${timings.map(([n, ms]) => `${n} ${(ms / 1000).toFixed(2)}`).join(', ')})`);
+    out(`image: ${image}@${digest}`);
+    return { image, repository: app, tag, digest, ref: `${image}@${digest}`, durationMs };
   }
 
   /** The Dockerfile's metadata tail when Hangar can apply it itself (not with --target, not when HANGAR_BUILD_CONFIG_TAIL=0). */

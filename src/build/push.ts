@@ -5,7 +5,7 @@ import { HangarError } from '../shared/errors.js';
 /**
  * A minimal OCI distribution client for pushing into Hangar's own registry
  * over loopback (plain HTTP, an API token as the Basic password). Used to
- * seed mirrored base images; builds push with buildah.
+ * seed mirrored base images and by the native builder; buildah pushes its own builds.
  */
 export class RegistryPusher {
   private readonly auth: string;
@@ -48,6 +48,17 @@ export class RegistryPusher {
       'content-length': String(size),
     });
     if (r.status !== 201) throw new HangarError('PUSH_FAILED', `pushing blob ${digest} to ${repo} failed (HTTP ${r.status}): ${r.text.slice(0, 500)}`, { status: 502 });
+  }
+
+  /**
+   * Link a blob that repository `from` already has (no bytes sent). False
+   * when the registry declines (then it has opened an upload session that
+   * simply expires): push the bytes instead.
+   */
+  async mountBlob(repo: string, digest: string, from: string): Promise<boolean> {
+    if (await this.hasBlob(repo, digest)) return true;
+    const r = await this.call('POST', `/v2/${repo}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from)}`, Buffer.alloc(0), { 'content-length': '0' });
+    return r.status === 201;
   }
 
   async putManifest(repo: string, tag: string, manifest: Buffer, mediaType: string): Promise<string> {

@@ -140,7 +140,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   logsRoutes(router, accounts, logs);
   // Builds and deploys (docs/deploy.md): buildah pushes to this daemon's registry over loopback.
   const loopbackRegistry = () => registryHosts.find((h) => h.startsWith('127.0.0.1:')) ?? registryHosts[0]!;
-  const builder = new Builder({ dataDir: options.dataDir, registryHost: loopbackRegistry, store, accounts, images: registry, log });
+  const builder = new Builder({ dataDir: options.dataDir, registryHost: loopbackRegistry, registryHosts: () => registryHosts, store, accounts, images: registry, log });
   const deployer = new Deployer({ releases: new Releases(store), machines, logs, accounts, images: registry, registryHosts: () => registryHosts, log });
   deployRoutes(router, { accounts, builder, deployer, machines, registryUrl: () => `http://${loopbackRegistry()}`, log });
   // SBOMs and vulnerability scans of images in this registry (docs/sbom-and-vulns.md).

@@ -1,8 +1,7 @@
 import { basename, resolve, join } from 'node:path';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { Readable } from 'node:stream';
 import type { Command, CommandContext } from '../command.js';
-import type { ApiClient } from '../client.js';
+import type { ApiClient, ApiResponse } from '../client.js';
 import { appOption } from '../app-flag.js';
 import { HangarError } from '../../shared/errors.js';
 import { loadAppConfig, describeKeyReport, resolveLocalFiles, type AppConfig, type LoadedAppConfig } from '../../appconfig/index.js';
@@ -32,11 +31,10 @@ interface MachineSummary { id: string; name: string; group: string; state: strin
 interface BuildResult { image: string; repository: string; tag: string; digest: string; ref: string; durationMs: number }
 
 /** Read an NDJSON response: log lines go to `onLog`; resolves with `result`, throws the `error`. */
-export async function readNdjson<T>(res: Response, onLog: (line: string) => void): Promise<T> {
-  if (!res.body) throw new HangarError('API_ERROR', 'the daemon sent an empty response');
+export async function readNdjson<T>(res: ApiResponse, onLog: (line: string) => void): Promise<T> {
   const decoder = new TextDecoder();
   let buf = '';
-  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+  for await (const chunk of res.body) {
     buf += decoder.decode(chunk, { stream: true });
     let i;
     while ((i = buf.indexOf('\n')) >= 0) {
@@ -154,8 +152,7 @@ async function build(ctx: CommandContext, app: string, loaded: LoadedAppConfig |
     JSON.stringify({ dockerfile: plan.dockerfile, target, build_args: buildArgs, secrets, no_cache: noCache, label }),
   ).toString('base64');
   const res = await api.raw('POST', `/v1/apps/${enc(app)}/builds`, undefined, {
-    rawBody: Readable.toWeb(body) as unknown as BodyInit,
-    duplex: true,
+    rawBody: body,
     headers: { 'content-type': 'application/x-tar', 'x-hangar-build-options': options },
   });
   const result = await readNdjson<BuildResult>(res, (l) => out.info(l));

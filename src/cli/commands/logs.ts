@@ -29,8 +29,8 @@ export const logCommands: Command[] = [
       const res = await api.raw('GET', `/v1/apps/${encodeURIComponent(app)}/logs?${q}`, undefined, { signal: controller.signal });
       let buf = '';
       try {
-        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-          buf += Buffer.from(chunk).toString('utf8');
+        for await (const chunk of res.body) {
+          buf += chunk.toString('utf8');
           let i;
           while ((i = buf.indexOf('\n')) >= 0) {
             const text = buf.slice(0, i);

@@ -72,10 +72,10 @@ export const sbomCommands: Command[] = [
       }
       const file = resolve(flags.output);
       writeFileSync(file, text);
-      const digest = res.headers.get('x-hangar-image-digest');
+      const digest = res.header('x-hangar-image-digest');
       // SPDX lists the image itself as a package too; CycloneDX puts it in metadata (and the OS as a component).
       const count = Array.isArray(doc.packages) ? doc.packages.length - 1 : Array.isArray(doc.components) ? doc.components.length : 0;
-      out.result({ file, format: doc.spdxVersion ? 'spdx' : 'cyclonedx', digest, cached: res.headers.get('x-hangar-sbom-cache') === 'hit' }, () =>
+      out.result({ file, format: doc.spdxVersion ? 'spdx' : 'cyclonedx', digest, cached: res.header('x-hangar-sbom-cache') === 'hit' }, () =>
         out.line(`Wrote the ${doc.spdxVersion ? 'SPDX 2.3' : 'CycloneDX 1.5'} SBOM of ${app} (${digest ?? 'image'}, ${count} entries) to ${file}`),
       );
     },

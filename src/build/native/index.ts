@@ -1,0 +1,144 @@
+import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Accounts, App } from '../../accounts/index.js';
+import { resolveDeployImage, type DeployImageStore } from '../../deploy/images.js';
+import { HangarError, isHangarError } from '../../shared/errors.js';
+import { buildTree, resolveImage } from '../../rootfs/convert.js';
+import { LocalStoreSource } from '../../rootfs/source.js';
+import type { RegistryPusher } from '../push.js';
+import { BuildCache } from './cache.js';
+import { NativeBuild, type BaseImage, type NativeBuildRequest, type StageState } from './build.js';
+import { DockerfileError, parseDockerfile, UnsupportedFeature, type Dockerfile } from './dockerfile.js';
+import { ociLayerType, pushManifest, type ImageConfigJson, type LayerDescriptor } from './image.js';
+import { writeLayerBlob } from './layer-tar.js';
+import { Sandbox } from './sandbox.js';
+
+export { UnsupportedFeature } from './dockerfile.js';
+export type { StageState } from './build.js';
+
+export interface NativeBuilderOptions {
+  root: string;
+  images: DeployImageStore;
+  accounts: Accounts;
+  registryHosts: () => string[];
+  /** Bytes the layer cache may keep (least recently used steps go first). */
+  maxCacheBytes?: number;
+}
+
+/** The daemon's native builder (see build.ts); one per daemon. */
+export class NativeBuilder {
+  readonly cache: BuildCache;
+  private readonly sandbox: Sandbox;
+
+  constructor(private readonly o: NativeBuilderOptions) {
+    this.cache = new BuildCache(o.root);
+    this.sandbox = new Sandbox(o.root);
+  }
+
+  /** The parsed Dockerfile, or why the native builder passes it to buildah. Syntax errors are the user's to fix. */
+  parse(text: string): Dockerfile | UnsupportedFeature {
+    try {
+      return parseDockerfile(text);
+    } catch (e) {
+      if (e instanceof UnsupportedFeature) return e;
+      if (e instanceof DockerfileError) throw new HangarError('BAD_DOCKERFILE', e.message, { status: 400 });
+      throw e;
+    }
+  }
+
+  build(app: App, req: NativeBuildRequest, out: (line: string) => void, signal?: AbortSignal): Promise<StageState> {
+    return new NativeBuild(req, { cache: this.cache, sandbox: this.sandbox, resolveBase: (ref, sig) => this.resolveBase(app, ref, sig), out, ...(signal ? { signal } : {}) }).run();
+  }
+
+  /** Keep the cache within its budget; called after each build. */
+  prune(): void {
+    this.cache.prune(this.o.maxCacheBytes ?? Number(process.env.HANGAR_BUILD_CACHE_BYTES ?? 20 * 1024 ** 3));
+  }
+
+  /**
+   * A FROM / COPY --from image: an image of this org's apps or the Docker
+   * Hub mirror (the same rule as `deploy --image`), flattened once.
+   */
+  private async resolveBase(app: App, ref: string, signal?: AbortSignal): Promise<BaseImage> {
+    let resolved;
+    try {
+      resolved = await resolveDeployImage({ ref, app, accounts: this.o.accounts, images: this.o.images, registryHosts: this.o.registryHosts() });
+    } catch (e) {
+      if (isHangarError(e) && e.code === 'IMAGE_NOT_FOUND') {
+        throw new HangarError('BUILD_FAILED', `base image ${ref} is not in Hangar's registry or its Docker Hub mirror: push it, or (admin) run \`hangar images seed\` for the Debian bases`, { status: 422 });
+      }
+      throw e;
+    }
+    if (!resolved.repository || !resolved.digest) throw new UnsupportedFeature(`the base image ${ref} is in another registry`, 0);
+    const source = new LocalStoreSource(this.o.images, resolved.repository);
+    const image = await resolveImage(source, resolved.digest, resolved.image, signal);
+    const configPath = this.o.images.blobPath(image.configDigest);
+    if (!configPath) throw new HangarError('BUILD_FAILED', `base image ${ref}: its config is missing from the registry; push the image again`, { status: 422 });
+    const config = JSON.parse(readFileSync(configPath, 'utf8')) as ImageConfigJson;
+    const dir = this.cache.baseDir(image.digest);
+    if (!existsSync(this.cache.abs(dir))) {
+      const tmp = this.cache.tmp('base-');
+      try {
+        await buildTree(source, image, tmp, { signal });
+        try {
+          renameSync(tmp, this.cache.abs(dir));
+        } catch (e) {
+          // Another build flattened it first.
+          if (!existsSync(this.cache.abs(dir))) throw e;
+        }
+      } finally {
+        rmSync(tmp, { recursive: true, force: true });
+      }
+    }
+    const layers: LayerDescriptor[] = image.layers.map((l) => ({ mediaType: ociLayerType(l.mediaType), digest: l.digest, size: l.size }));
+    return { repo: resolved.repository, digest: image.digest, config, layers, dir };
+  }
+
+  /**
+   * Push a built state as `repo:tag`: base layers are mounted from their
+   * repository, built layers written as blobs (once: the blob is kept with
+   * the cache entry, and rebuilt identically if the registry dropped it).
+   */
+  async publish(state: StageState, pusher: RegistryPusher, repo: string, tag: string): Promise<string> {
+    const layers: LayerDescriptor[] = [];
+    const diffIds: string[] = [];
+    const scratch = this.cache.tmp('blob-');
+    try {
+      for (const l of state.layers) {
+        if (l.kind === 'base') {
+          const path = this.o.images.blobPath(l.desc.digest);
+          if (!(await pusher.mountBlob(repo, l.desc.digest, l.repo))) {
+            if (!path) throw new HangarError('PUSH_FAILED', `layer ${l.desc.digest} of the base image is missing from the registry; push the base image again`, { status: 502 });
+            await pusher.pushBlob(repo, l.desc.digest, { file: path });
+          }
+          layers.push(l.desc);
+          diffIds.push(l.diffId);
+          continue;
+        }
+        const rec = l.record;
+        let blob = rec.blob;
+        let file = blob && this.o.images.blobPath(blob.digest);
+        if (!blob || !file) {
+          file = join(scratch, `${layers.length}.tar.gz`);
+          blob = await writeLayerBlob(this.cache.abs(this.cache.layerDir(rec.layer!)), file);
+          this.cache.put(l.key, { ...rec, blob });
+        }
+        await pusher.pushBlob(repo, blob.digest, { file });
+        if (!this.o.images.blobPath(blob.digest)) throw new HangarError('PUSH_FAILED', `layer ${blob.digest} did not reach the registry`, { status: 502 });
+        layers.push({ mediaType: blob.mediaType, digest: blob.digest, size: blob.size });
+        diffIds.push(blob.diffId);
+      }
+      const config: ImageConfigJson = {
+        created: state.created,
+        architecture: 'amd64',
+        os: 'linux',
+        config: state.config,
+        rootfs: { type: 'layers', diff_ids: diffIds },
+        history: state.history,
+      };
+      return await pushManifest(pusher, repo, tag, config, layers);
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  }
+}
