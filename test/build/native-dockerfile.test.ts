@@ -266,6 +266,9 @@ test('COPY and ADD flags', () => {
   errorAt(df('FROM a', 'COPY --link=maybe a /b'), 2, /--link takes true or false, not "maybe"/);
   errorAt(df('FROM a', 'COPY --link= a /b'), 2, /--link= needs a value/);
   errorAt(df('FROM a', 'COPY --from=a --from=b /a /b'), 2, /--from is given twice/);
+  // Docker does not expand --from; it refuses variables there.
+  errorAt(df('FROM a', 'COPY --from=$STAGE /a /b'), 2, /--from cannot use variables/);
+  errorAt(df('FROM a', 'COPY --from=\\${X} /a /b'), 2, /--from cannot use variables/);
   errorAt(df('FROM a', 'COPY app.py'), 2, /^Dockerfile line 2: COPY needs a source and a destination, e.g. COPY app.py \/app\/$/);
   errorAt(df('FROM a', 'ADD'), 2, /ADD needs a source and a destination/);
   // Flags on instructions that take none.
@@ -295,7 +298,7 @@ test('RUN --mount=type=secret: options, defaults, env-only secrets', () => {
   assert.deepEqual(s('type=secret,target=/etc/ssl/key.pem,required'), { id: 'key.pem', target: '/etc/ssl/key.pem', required: true, mode: 0o400, uid: 0, gid: 0 });
   assert.deepEqual(s('type=secret,id=tok,env=TOKEN'), { id: 'tok', target: '', required: false, mode: 0o400, uid: 0, gid: 0, env: 'TOKEN' });
   assert.deepEqual(s('type=secret,id=tok,env=TOKEN,dst=/t'), { id: 'tok', target: '/t', required: false, mode: 0o400, uid: 0, gid: 0, env: 'TOKEN' });
-  assert.deepEqual(s('TYPE=Secret,src=a/b,id=ignored,required=false,ro'), { id: 'a/b', target: '/run/secrets/b', required: false, mode: 0o400, uid: 0, gid: 0 });
+  assert.deepEqual(s('TYPE=Secret,src=a/b,required=false,ro'), { id: 'a/b', target: '/run/secrets/b', required: false, mode: 0o400, uid: 0, gid: 0 });
   assert.deepEqual(s('type=secret,\\"id=x,y\\"'), { id: 'x,y', target: '/run/secrets/x,y', required: false, mode: 0o400, uid: 0, gid: 0 });
   assert.deepEqual(s('"type=secret,id=quoted"'), { id: 'quoted', target: '/run/secrets/quoted', required: false, mode: 0o400, uid: 0, gid: 0 });
   assert.deepEqual(s('type=secret,id=\'lit\''), { id: 'lit', target: '/run/secrets/lit', required: false, mode: 0o400, uid: 0, gid: 0 });
@@ -309,11 +312,12 @@ test('RUN --mount=type=secret: options, defaults, env-only secrets', () => {
   errorAt(df('FROM a', 'RUN --mount=type=secret,id=a,from=build true'), 2, /cannot have from=/);
   errorAt(df('FROM a', 'RUN --mount=type=secret,id=a,bogus true'), 2, /"bogus" must be a key=value pair/);
   errorAt(df('FROM a', 'RUN --mount=type=secret true'), 2, /needs an id or a target/);
+  errorAt(df('FROM a', 'RUN --mount=type=secret,id=a,src=b true'), 2, /takes id or source, not both/);
   errorAt(df('FROM a', 'RUN --mount=type=volume,id=a true'), 2, /type "volume" is unknown/);
   errorAt(df('FROM a', 'RUN --mount=type=secret,id=a\\"b true'), 2, /not a comma-separated list/);
   errorAt(df('FROM a', 'RUN --mount= true'), 2, /not a comma-separated list/);
   errorAt(df('FROM a', 'RUN --mount=type=secret,id=a'), 2, /RUN needs a command/);
-  errorAt(df('FROM a', 'RUN --mnt=type=secret true'), 2, /RUN has no --mnt option; it accepts --mount, --network, --security/);
+  errorAt(df('FROM a', 'RUN --mnt=type=secret true'), 2, /RUN has no --mnt option; it accepts --mount, --network, --security, --device/);
 });
 
 test('UnsupportedFeature: other mount types, RUN --network/--security, heredocs, COPY/ADD extras, remote ADD', () => {
@@ -325,6 +329,7 @@ test('UnsupportedFeature: other mount types, RUN --network/--security, heredocs,
   unsupportedAt(df('FROM a', 'RUN --mount=type=secret,id=$SECRET_ID true'), 2, /variable \(\$SECRET_ID\) in a RUN --mount option/);
   unsupportedAt(df('FROM a', 'RUN --network=none make test'), 2, /RUN --network/);
   unsupportedAt(df('FROM a', 'RUN --security=insecure make'), 2, /RUN --security/);
+  unsupportedAt(df('FROM a', 'RUN --device=nvidia.com/gpu=all nvidia-smi'), 2, /RUN --device/);
   unsupportedAt(df('FROM a', 'RUN <<EOF', 'echo hi', 'EOF'), 2, /heredoc/);
   unsupportedAt(df('FROM a', 'RUN python3 <<-"PY"', '\tprint(1)', '\tPY'), 2, /heredoc/);
   unsupportedAt(df('FROM a', 'RUN cat << EOF > /x', 'hi', 'EOF'), 2, /heredoc/);
@@ -654,4 +659,184 @@ test('expandWords: splitting after expansion as Docker does', () => {
   assert.deepEqual(expandWords('$EMPTY "" \'\' $UNSET x', lookup), ['x']);
   assert.deepEqual(expandWords('${UNSET:-a b}', lookup), ['a', 'b']);
   assert.deepEqual(expandWords('', lookup), []);
+});
+
+// Input/output pairs from BuildKit's own lexer tests (frontend/dockerfile/shell/envVarTest and
+// wordsTest), so expansion here stays what `docker build` does. "error" means expansion must fail.
+const BUILDKIT_WORD_CASES: Array<[string, string]> = [
+    ["hello", "hello"],
+    ["he'll'o", "hello"],
+    ["he'llo", "error"],
+    ["he\\'llo", "he'llo"],
+    ["he\\\\'llo", "error"],
+    ["abc\\tdef", "abctdef"],
+    ["\"abc\\tdef\"", "abc\\tdef"],
+    ["\"abc\\\\tdef\"", "abc\\tdef"],
+    ["'abc\\tdef'", "abc\\tdef"],
+    ["hello\\", "hello"],
+    ["hello\\\\", "hello\\"],
+    ["\"hello", "error"],
+    ["\"hello\\\"", "error"],
+    ["\"hel'lo\"", "hel'lo"],
+    ["'hello", "error"],
+    ["'hello\\'", "hello\\"],
+    ["'hello\\there'", "hello\\there"],
+    ["'hello\\\\there'", "hello\\\\there"],
+    ["\"''\"", "''"],
+    ["$.", "$."],
+    ["he$1x", "hex"],
+    ["he$.x", "he$.x"],
+    ["he$pwd.", "he."],
+    ["he$PWD", "he/home"],
+    ["he\\$PWD", "he$PWD"],
+    ["he\\\\$PWD", "he\\/home"],
+    ["\"he\\$PWD\"", "he$PWD"],
+    ["\"he\\\\$PWD\"", "he\\/home"],
+    ["\\${}", "${}"],
+    ["\\${}aaa", "${}aaa"],
+    ["he\\${}", "he${}"],
+    ["he\\${}xx", "he${}xx"],
+    ["${}", "error"],
+    ["${}aaa", "error"],
+    ["he${}", "error"],
+    ["he${}xx", "error"],
+    ["he${hi}", "he"],
+    ["he${hi}xx", "hexx"],
+    ["he${PWD}", "he/home"],
+    ["he${.}", "error"],
+    ["he${XXX:-000}xx", "he000xx"],
+    ["he${PWD:-000}xx", "he/homexx"],
+    ["he${XXX:-$PWD}xx", "he/homexx"],
+    ["he${XXX:-${PWD:-yyy}}xx", "he/homexx"],
+    ["he${XXX:-${YYY:-yyy}}xx", "heyyyxx"],
+    ["he${XXX:YYY}", "error"],
+    ["he${XXX?}", "error"],
+    ["he${XXX:?}", "error"],
+    ["he${PWD?}", "he/home"],
+    ["he${PWD:?}", "he/home"],
+    ["he${NULL?}", "he"],
+    ["he${NULL:?}", "error"],
+    ["he${XXX:+${PWD}}xx", "hexx"],
+    ["he${PWD:+${XXX}}xx", "hexx"],
+    ["he${PWD:+${SHELL}}xx", "hebashxx"],
+    ["he${XXX:+000}xx", "hexx"],
+    ["he${PWD:+000}xx", "he000xx"],
+    ["'he${XX}'", "he${XX}"],
+    ["\"he${PWD}\"", "he/home"],
+    ["\"he'$PWD'\"", "he'/home'"],
+    ["\"$PWD\"", "/home"],
+    ["'$PWD'", "$PWD"],
+    ["'\\$PWD'", "\\$PWD"],
+    ["'\"hello\"'", "\"hello\""],
+    ["'he\\$PWD'", "he\\$PWD"],
+    ["he${PWD", "error"],
+    ["he${PWD:=000}xx", "error"],
+    ["he${PWD:+${PWD}:}xx", "he/home:xx"],
+    ["he${XXX:-\\$PWD:}xx", "he$PWD:xx"],
+    ["he${XXX:-\\${PWD}z}xx", "he${PWDz}xx"],
+    ["$KOREAN", "한국어"],
+    ["${{aaa}", "error"],
+    ["${aaa}}", "}"],
+    ["${aaa", "error"],
+    ["${{aaa:-bbb}", "error"],
+    ["${aaa:-bbb}}", "bbb}"],
+    ["${aaa:-bbb", "error"],
+    ["${aaa:-bbb}", "bbb"],
+    ["${aaa:-${bbb:-ccc}}", "ccc"],
+    ["${aaa:-bbb ${foo}", "error"],
+    ["${aaa:-bbb {foo}", "bbb {foo"],
+    ["${:}", "error"],
+    ["${:-bbb}", "error"],
+    ["${:+bbb}", "error"],
+    ["$1", ""],
+    ["${1}", ""],
+    ["${1:+bbb}", ""],
+    ["${1:-bbb}", "bbb"],
+    ["$9", ""],
+    ["${9}", ""],
+    ["${9:+bbb}", ""],
+    ["${9:-bbb}", "bbb"],
+    ["$999", ""],
+    ["${999}", ""],
+    ["${999:+bbb}", ""],
+    ["${999:-bbb}", "bbb"],
+    ["$999aaa", "aaa"],
+    ["${999}aaa", "aaa"],
+    ["${999:+bbb}aaa", "aaa"],
+    ["${999:-bbb}aaa", "bbbaaa"],
+    ["$001", ""],
+    ["$001aaa", "aaa"],
+    ["$@", ""],
+    ["${@}", ""],
+    ["${@:+bbb}", ""],
+    ["${@:-bbb}", "bbb"],
+    ["$@@@", "@@"],
+    ["$@aaa", "aaa"],
+    ["${@}aaa", "aaa"],
+    ["${@:+bbb}aaa", "aaa"],
+    ["${@:-bbb}aaa", "bbbaaa"],
+    ["$*", ""],
+    ["${*}", ""],
+    ["${*:+bbb}", ""],
+    ["${*:-bbb}", "bbb"],
+    ["$#", ""],
+    ["${#}", ""],
+    ["${#:+bbb}", ""],
+    ["${#:-bbb}", "bbb"],
+    ["$?", ""],
+    ["${?}", ""],
+    ["${?:+bbb}", ""],
+    ["${?:-bbb}", "bbb"],
+    ["$-", ""],
+    ["${-}", ""],
+    ["${-:+bbb}", ""],
+    ["${-:-bbb}", "bbb"],
+    ["$$", ""],
+    ["${$}", ""],
+    ["${$:+bbb}", ""],
+    ["${$:-bbb}", "bbb"],
+    ["$!", ""],
+    ["${!}", ""],
+    ["${!:+bbb}", ""],
+    ["${!:-bbb}", "bbb"],
+    ["$0", ""],
+];
+
+const BUILDKIT_WORDS_CASES: Array<[string, string[]]> = [
+    ["hello", ["hello"]],
+    ["hello${hi}bye", ["hellohibye"]],
+    ["hello${space}bye", ["helloabc", "defbye"]],
+    ["hello\"${space}\"bye", ["helloabc  defbye"]],
+    ["hello \"${space}\"bye", ["hello", "abc  defbye"]],
+    ["hello${leading}def", ["hello", "ab", "cdef"]],
+    ["hello\"${leading}\" def", ["hello  ab c", "def"]],
+    ["hello\"${leading}\"", ["hello  ab c"]],
+    ["hello${leading}", ["hello", "ab", "c"]],
+    ["hello${trailing}", ["helloab", "c"]],
+    ["hello${trailing}d", ["helloab", "c", "d"]],
+    ["hello\"${trailing}\"d", ["helloab c   d"]],
+    ["hel\"lo${trailing}\"", ["helloab c   "]],
+    ["hello\" there  \"", ["hello there  "]],
+    ["hello there", ["hello", "there"]],
+    ["hello\\ there", ["hello there"]],
+    ["hello\" there", ["error"]],
+    ["hello\\\" there", ["hello\"", "there"]],
+    ["hello\"\\\\there\"", ["hello\\there"]],
+    ["hello\"\\there\"", ["hello\\there"]],
+    ["hello'\\\\there'", ["hello\\\\there"]],
+    ["hello'\\there'", ["hello\\there"]],
+    ["hello'$there'", ["hello$there"]],
+];
+
+test('expandWord and expandWords agree with BuildKit’s lexer test vectors', () => {
+  const wordEnv = env({ PWD: '/home', SHELL: 'bash', KOREAN: '한국어', NULL: '' });
+  for (const [source, want] of BUILDKIT_WORD_CASES) {
+    if (want === 'error') assert.throws(() => expandWord(source, wordEnv), DockerfileError, source);
+    else assert.equal(expandWord(source, wordEnv), want, source);
+  }
+  const wordsEnv = env({ hi: 'hi', space: 'abc  def', leading: '  ab c', trailing: 'ab c   ' });
+  for (const [source, want] of BUILDKIT_WORDS_CASES) {
+    if (want[0] === 'error') assert.throws(() => expandWords(source, wordsEnv), DockerfileError, source);
+    else assert.deepEqual(expandWords(source, wordsEnv), want, source);
+  }
 });

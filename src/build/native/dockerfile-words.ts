@@ -167,7 +167,7 @@ class ShellWord {
     if (this.peek() !== '<') return '<';
     this.next();
     let t = '<<';
-    for (let c = this.peek(); c === ' ' || c === '\t' || c === '\r' || c === '\n'; c = this.peek()) t += this.next();
+    for (let c = this.peek(); c === ' ' || c === '\t' || c === '\r'; c = this.peek()) t += this.next();
     return t;
   }
 

@@ -12,8 +12,9 @@
  *  - expandWord (one word, whitespace kept): ENV and LABEL keys and values,
  *    ARG names and defaults (global ones against earlier global ARGs), FROM
  *    image and --platform, WORKDIR path, USER, STOPSIGNAL, each VOLUME path,
- *    each COPY/ADD source and the destination (JSON form too), --from,
- *    --chown, --chmod.
+ *    each COPY/ADD source and the destination (JSON form too), --chown,
+ *    --chmod. COPY --from is literal: Docker rejects variables in it, and
+ *    so does this parser.
  *  - expandWords (split into several words): each EXPOSE entry, since a
  *    variable may hold several ports.
  *  - never: RUN/CMD/ENTRYPOINT/HEALTHCHECK commands and SHELL (the shell
@@ -345,6 +346,7 @@ function secretMount(value: string, line: number, escape: Escape): SecretMount {
         fail(line, `RUN --mount has an unknown option "${key}" in "${field}"; a secret mount takes id, target, required, mode, uid, gid, env`);
     }
   }
+  if (source && id) fail(line, 'RUN --mount=type=secret takes id or source, not both; keep id');
   let secretId = source || id;
   if (!secretId) {
     if (!target) fail(line, `RUN --mount=type=secret needs an id or a target, ${example}`);
@@ -452,6 +454,18 @@ function copyOrAdd(keyword: 'COPY' | 'ADD', args: string, flags: string[], line:
   if (words.length < 2) fail(line, `${keyword} needs a source and a destination, e.g. ${keyword} app.py /app/`);
   if (one(f, 'parents') === 'true') unsupported(line, `${keyword} --parents`);
   for (const name of ['exclude', 'checksum', 'keep-git-dir', 'unpack']) if (f.has(name)) unsupported(line, `${keyword} --${name}`);
+  const from = one(f, 'from');
+  // Docker refuses variables (and quotes, escapes) in --from rather than expanding them.
+  const literal = (v: string) => {
+    try {
+      return expandWord(v, () => '') === v;
+    } catch {
+      return false;
+    }
+  };
+  if (from !== undefined && !literal(from)) {
+    fail(line, `COPY --from=${from}: --from cannot use variables; define a stage with FROM \${...} AS <name> and copy from that`);
+  }
   const sources = words.slice(0, -1);
   if (keyword === 'ADD' && sources.some(isRemoteSource)) unsupported(line, 'ADD from a URL or a git repository');
   const out: Extract<Instruction, { kind: 'COPY' | 'ADD' }> = { kind: keyword, line, text, sources, dest: words[words.length - 1]!, link: one(f, 'link') === 'true' };
@@ -489,12 +503,13 @@ function instruction(keyword: string, flags: string[], args: string, line: numbe
   };
   switch (keyword) {
     case 'RUN': {
-      const f = parseFlags('RUN', line, flags, { mount: 'strings', network: 'string', security: 'string' });
+      const f = parseFlags('RUN', line, flags, { mount: 'strings', network: 'string', security: 'string', device: 'strings' });
       const command = commandForm(args, line, 'RUN');
       if (!command) fail(line, 'RUN needs a command, e.g. RUN apt-get update');
       const secrets = (f.get('mount') ?? []).map((m) => secretMount(m, line, escape));
       if (f.has('network')) unsupported(line, 'RUN --network');
       if (f.has('security')) unsupported(line, 'RUN --security');
+      if (f.has('device')) unsupported(line, 'RUN --device');
       if (command.form === 'shell' && hasHeredoc(text)) unsupported(line, 'a heredoc (<<EOF) in RUN');
       return { kind: 'RUN', line, text, command, secrets };
     }
