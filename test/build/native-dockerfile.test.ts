@@ -124,8 +124,12 @@ test('parser directives: syntax and escape at the top, in any case, once each', 
   assert.equal(parseDockerfile(df('# foo=bar', '# escape=`', 'FROM a')).escape, '\\');
   assert.equal(parseDockerfile(df('FROM a', '# escape=`', 'RUN x')).escape, '\\');
   errorAt(df('# escape=`', '# escape=\\', 'FROM a'), 2, /only one "# escape=" parser directive/);
-  errorAt(df('# syntax=a', '# syntax=b', 'FROM a'), 2, /only one "# syntax="/);
+  errorAt(df('# syntax=docker/dockerfile:1', '# syntax=docker/dockerfile:1.7', 'FROM a'), 2, /only one "# syntax="/);
   errorAt(df('# escape=x', 'FROM a'), 1, /not a valid escape character/);
+  for (const syntax of ['docker/dockerfile:1', 'docker/dockerfile:1.7-labs', 'docker.io/docker/dockerfile:1@sha256:ac85f380a63b13dfcefa89046420e1781752bab202122f8f50032edf31be0021', 'docker/dockerfile-upstream:master', 'docker/dockerfile']) {
+    assert.equal(parseDockerfile(df(`# syntax=${syntax}`, 'FROM a')).stages.length, 1, syntax);
+  }
+  unsupportedAt(df('# escape=`', '# syntax=example.com/other/frontend:2', 'FROM a'), 2, /"# syntax=example.com\/other\/frontend:2" \(a custom Dockerfile frontend\)/);
 });
 
 test('BOM, CRLF line ends, comments, blank lines and whitespace', () => {
@@ -539,6 +543,12 @@ test('ONBUILD: the trigger as written; chained, FROM and unknown triggers reject
   errorAt(df('FROM a', 'ONBUILD MAINTAINER x'), 2, /MAINTAINER is not allowed as an ONBUILD trigger/);
   errorAt(df('FROM a', 'ONBUILD RUNN x'), 2, /unknown instruction "RUNN"/);
   errorAt(df('FROM a', 'ONBUILD'), 2, /ONBUILD needs an instruction/);
+  // The trigger is checked like any instruction; what only the native builder lacks is fine there.
+  errorAt(df('FROM a', 'ONBUILD COPY app.py'), 2, /COPY needs a source and a destination/);
+  errorAt(df('FROM a', 'ONBUILD ENV ONLYNAME'), 2, /ENV ONLYNAME has no value/);
+  errorAt(df('FROM a', 'ONBUILD RUN --bogus x'), 2, /RUN has no --bogus option/);
+  assert.equal(only(df('FROM a', 'ONBUILD RUN --mount=type=cache,target=/root/.cache pip install .'), 'ONBUILD').trigger, 'RUN --mount=type=cache,target=/root/.cache pip install .');
+  errorAt(df('FROM a', 'ONBUILD --x RUN a'), 2, /ONBUILD has no --x option/);
 });
 
 test('file-level errors: empty, no FROM, instructions before FROM, unknown instructions', () => {

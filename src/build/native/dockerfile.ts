@@ -80,6 +80,7 @@ interface Logical {
   text: string;
 }
 
+const DOCKER_SYNTAX = /^(docker\.io\/)?docker\/dockerfile(-upstream)?([:@]\S*)?$/i;
 const DIRECTIVE = /^#[ \t]*([a-zA-Z][a-zA-Z0-9]*)[ \t]*=[ \t]*(.+?)[ \t]*$/;
 
 function continuation(escape: Escape): RegExp {
@@ -109,6 +110,8 @@ function readLines(source: string): { escape: Escape; lines: Logical[] } {
       else {
         if (seen.has(key!)) fail(start, `only one "# ${key}=" parser directive may be used; remove the repeated one`);
         seen.add(key!);
+        // Another frontend image may give the file a different language; only Docker's own is modelled here.
+        if (key === 'syntax' && !DOCKER_SYNTAX.test(m[2]!)) unsupported(start, `"# syntax=${m[2]}" (a custom Dockerfile frontend)`);
         if (key === 'escape') {
           if (m[2] !== '\\' && m[2] !== '`') fail(start, `"# escape=${m[2]}" is not a valid escape character; use \\ or \``);
           escape = m[2] as Escape;
@@ -476,7 +479,7 @@ function copyOrAdd(keyword: 'COPY' | 'ADD', args: string, flags: string[], line:
   return out;
 }
 
-function onbuild(args: string, line: number, text: string): Instruction {
+function onbuild(args: string, line: number, text: string, escape: Escape): Instruction {
   if (args === '') fail(line, 'ONBUILD needs an instruction, e.g. ONBUILD COPY . /app/');
   const sub = splitCommand(args);
   const k = sub.keyword.toUpperCase();
@@ -487,7 +490,15 @@ function onbuild(args: string, line: number, text: string): Instruction {
   if ((k === 'RUN' || k === 'COPY' || k === 'ADD') && !jsonArray(sub.args, line, k) && hasHeredoc(text)) {
     unsupported(line, 'a heredoc (<<EOF) in an ONBUILD trigger');
   }
-  return { kind: 'ONBUILD', line, text, trigger: text.replace(/^\s*ONBUILD\s*/i, '') };
+  const trigger = text.replace(/^\s*ONBUILD\s*/i, '');
+  // A broken trigger is reported now, not in some later build. Features this builder lacks do
+  // not matter here: the trigger only runs in builds FROM this image.
+  try {
+    instruction(k, sub.flags, sub.args, line, trigger, escape);
+  } catch (e) {
+    if (!(e instanceof UnsupportedFeature)) throw e;
+  }
+  return { kind: 'ONBUILD', line, text, trigger };
 }
 
 /** MAINTAINER's value, quoted so that expandWord returns it unchanged. */
@@ -574,7 +585,7 @@ function instruction(keyword: string, flags: string[], args: string, line: numbe
       return healthcheck(args, flags, line, text);
     case 'ONBUILD':
       noFlags();
-      return onbuild(args, line, text);
+      return onbuild(args, line, text, escape);
     default:
       throw new Error(`unhandled instruction ${keyword}`);
   }
