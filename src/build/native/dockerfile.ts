@@ -363,7 +363,7 @@ function secretMount(value: string, line: number, escape: Escape): SecretMount {
 const UNITS: Record<string, bigint> = { ns: 1n, us: 1000n, 'µs': 1000n, 'μs': 1000n, ms: 1_000_000n, s: 1_000_000_000n, m: 60_000_000_000n, h: 3_600_000_000_000n };
 
 /** Go's time.ParseDuration, in nanoseconds; undefined when invalid. */
-export function parseGoDuration(s: string): bigint | undefined {
+function parseGoDuration(s: string): bigint | undefined {
   let rest = s;
   const neg = rest.startsWith('-');
   if (neg || rest.startsWith('+')) rest = rest.slice(1);
