@@ -316,7 +316,11 @@ test('deterministic: the same tree gives the same digest; the gzip level changes
   for (let i = 0; i < 50; i++) writeFileSync(join(dir, `a/b/f${(i * 7919) % 50}`), `content ${i}\n`.repeat(i));
   writeFileSync(join(dir, 'z'), 'z');
   writeFileSync(join(dir, '-dash'), 'sorts before "." and "/"');
+  // Several deflate chunks (1 MiB each), compressible and not.
+  writeFileSync(join(dir, 'mixed'), Buffer.concat([randomBytes(1 << 20), Buffer.alloc(2 << 20, 'abc'), randomBytes(3 << 20)]));
   const one = await writeLayerBlob(dir, join(base, '1.tgz'));
+  checkIdentity(one, join(base, '1.tgz'));
+  sh('gzip', ['-t', join(base, '1.tgz')]); // CRC and length in the trailer
   const two = await writeLayerBlob(dir, join(base, '2.tgz'));
   assert.deepEqual(one, two);
   assert.deepEqual(readFileSync(join(base, '1.tgz')), readFileSync(join(base, '2.tgz')));
@@ -354,6 +358,10 @@ test('PAX records: big ids, times before 1970 and after 2242, escaped names and 
   sh('touch', ['-d', '@-86401', join(dir, 'old')]);
   writeFileSync(join(dir, 'future'), 'x');
   sh('touch', ['-d', '@9000000000', join(dir, 'future')]);
+  // Long non-ASCII names: PAX, with a ustar fallback cut at a character boundary.
+  const longUtf8 = `${'x'.repeat(99)}${'ü'.repeat(60)}`;
+  writeFileSync(join(dir, longUtf8), 'u');
+  symlinkSync(longUtf8, join(dir, 'ulink'));
   mkdirSync(join(dir, 'c'.repeat(255)));
   writeFileSync(join(dir, 'c'.repeat(255), 'd'.repeat(255)), 'deep');
 
@@ -374,6 +382,8 @@ test('PAX records: big ids, times before 1970 and after 2242, escaped names and 
   assert.equal(get('old').mtime, -86401);
   assert.equal(get('future').mtime, 9000000000);
   assert.equal(get(`${'c'.repeat(255)}/${'d'.repeat(255)}`).size, 4);
+  assert.equal(get(longUtf8).size, 1);
+  assert.equal(get('ulink').linkname, longUtf8);
 
   // GNU tar agrees, extracting names, ids, times and the content byte for byte.
   const x = join(base, 'x');
@@ -388,6 +398,7 @@ test('PAX records: big ids, times before 1970 and after 2242, escaped names and 
   assert.equal(Math.floor(lstatSync(join(x, 'old')).mtimeMs / 1000), -86401);
   assert.equal(Math.floor(lstatSync(join(x, 'future')).mtimeMs / 1000), 9000000000);
   assert.equal(readFileSync(join(x, 'c'.repeat(255), 'd'.repeat(255)), 'utf8'), 'deep');
+  assert.equal(readFileSync(join(x, 'ulink'), 'utf8'), 'u');
 });
 
 test('sizes of 8 GiB and more get a PAX size record that GNU tar and Hangar read back', () => {

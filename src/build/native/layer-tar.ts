@@ -3,10 +3,11 @@
  * a COPY step wrote) as a gzip'd OCI image layer.
  *
  * One pass: a sorted lstat/readdir walk feeds a tar writer, whose output is
- * hashed (diff_id) and compressed by zlib on the libuv thread pool while the
- * main thread reads the next files; the compressed stream is hashed (digest)
- * and written to the file. File bodies are copied through a fixed-size chunk
- * buffer, never held whole.
+ * hashed (diff_id) and deflated in 1 MiB chunks on the libuv thread pool,
+ * several at once (deflate is the bulk of the cost of a big layer), while
+ * the main thread reads the next files; the compressed stream is hashed
+ * (digest) and written to the file. File bodies pass through the chunk
+ * buffers, never held whole.
  *
  * Overlay whiteouts become OCI whiteouts: a 0:0 character device becomes an
  * empty `.wh.<name>` file, a directory marked opaque gets a `.wh..wh..opq`
@@ -30,9 +31,9 @@ import {
   type BigIntStats,
 } from 'node:fs';
 import { resolve } from 'node:path';
-import { finished } from 'node:stream/promises';
-import { once } from 'node:events';
-import { createGzip, type Gzip } from 'node:zlib';
+import { availableParallelism } from 'node:os';
+import * as zlib from 'node:zlib';
+import { constants as zlibConstants, deflateRaw } from 'node:zlib';
 import { HangarError } from '../../shared/errors.js';
 import { encodeHeader, endOfArchive, padding, type EntryHeader } from './tar-header.js';
 
@@ -72,6 +73,7 @@ function unrepresentable(message: string): HangarError {
 export async function writeLayerBlob(dir: string, outFile: string, options: WriteLayerOptions = {}): Promise<LayerBlob> {
   const { signal } = options;
   const level = options.gzipLevel ?? 1;
+  if (!Number.isInteger(level) || level < 0 || level > 9) throw new RangeError(`gzipLevel must be an integer from 0 to 9, not ${level}`);
   signal?.throwIfAborted();
   const root = resolve(dir);
   const rootSt = lstatSync(root, { bigint: true, throwIfNoEntry: false });
@@ -89,31 +91,21 @@ export async function writeLayerBlob(dir: string, outFile: string, options: Writ
   signal?.throwIfAborted();
 
   const fd = openSync(outFile, 'w', 0o644);
-  const gzip = createGzip({ level, chunkSize: 256 * 1024, writableHighWaterMark: 2 * CHUNK + 1 } as Parameters<typeof createGzip>[0]);
   const gzHash = createHash('sha256');
   let size = 0;
-  gzip.on('data', (c: Buffer) => {
-    try {
-      gzHash.update(c);
-      let off = 0;
-      while (off < c.length) off += writeSync(fd, c, off, c.length - off);
-      size += c.length;
-    } catch (err) {
-      gzip.destroy(err as Error);
-    }
-  });
-  // A failed write or an abort destroys zlib at any moment; the awaits below
-  // rethrow it, this listener only keeps it from being an uncaught 'error'.
-  gzip.on('error', () => {});
-  const onAbort = () => gzip.destroy(signal!.reason as Error);
-  signal?.addEventListener('abort', onAbort, { once: true });
+  const sink = (c: Buffer) => {
+    gzHash.update(c);
+    let off = 0;
+    while (off < c.length) off += writeSync(fd, c, off, c.length - off);
+    size += c.length;
+  };
   try {
-    const out = new TarOut(gzip, signal);
+    const gz = new ParallelGzip(level, sink, signal);
+    const out = new TarOut(gz);
     const entries = await writeEntries(nodes, xattrs, out);
     out.put(endOfArchive());
     await out.flush();
-    gzip.end();
-    await finished(gzip);
+    await gz.end();
     signal?.throwIfAborted();
     fsyncSync(fd);
     return {
@@ -124,21 +116,11 @@ export async function writeLayerBlob(dir: string, outFile: string, options: Writ
       entries,
     };
   } catch (err) {
-    gzip.destroy();
     // Unlinking before the close in `finally` is fine: the name goes now, the inode with the fd.
     rmSync(outFile, { force: true });
     throw signal?.aborted ? signal.reason : err;
   } finally {
-    signal?.removeEventListener('abort', onAbort);
-    closeQuietly(fd);
-  }
-}
-
-function closeQuietly(fd: number): void {
-  try {
     closeSync(fd);
-  } catch {
-    // already closed by the error path
   }
 }
 
@@ -342,17 +324,18 @@ function keptXattrs(rel: string, attrs: Map<string, Buffer> | undefined): Map<st
   return kept;
 }
 
-/** Buffers tar output into CHUNK-sized pieces, hashes them and feeds zlib with backpressure. */
+/**
+ * Buffers tar output into CHUNK-sized pieces (only the last one shorter, so
+ * chunk boundaries, and with them the compressed bytes, depend on the tar
+ * alone), hashes them and hands them to the compressor.
+ */
 class TarOut {
   readonly hash = createHash('sha256');
   private buf = Buffer.allocUnsafe(CHUNK);
   private pos = 0;
   private readonly full: Buffer[] = [];
 
-  constructor(
-    private readonly gzip: Gzip,
-    private readonly signal: AbortSignal | undefined,
-  ) {}
+  constructor(private readonly gz: ParallelGzip) {}
 
   put(b: Buffer): void {
     let off = 0;
@@ -406,10 +389,9 @@ class TarOut {
   async flush(): Promise<void> {
     if (this.pos > 0) this.rotate();
     while (this.full.length) {
-      this.signal?.throwIfAborted();
       const chunk = this.full.shift()!;
       this.hash.update(chunk);
-      if (!this.gzip.write(chunk)) await once(this.gzip, 'drain');
+      await this.gz.push(chunk);
     }
   }
 
@@ -418,6 +400,84 @@ class TarOut {
     this.buf = Buffer.allocUnsafe(CHUNK);
     this.pos = 0;
   }
+}
+
+/**
+ * gzip with the deflate work spread over the libuv thread pool, as pigz does:
+ * each chunk is raw-deflated on its own, primed with the previous chunk's
+ * last 32 KiB as dictionary (so matches still reach back across the seam)
+ * and ended with a sync flush (byte-aligned, not final); an empty final block
+ * and the gzip trailer close the stream. One ordinary gzip member comes out,
+ * identical for identical input whatever the scheduling.
+ */
+class ParallelGzip {
+  private crc = 0;
+  private isize = 0;
+  private tail: Buffer | undefined;
+  private readonly inflight: Promise<Buffer>[] = [];
+
+  constructor(
+    private readonly level: number,
+    private readonly sink: (b: Buffer) => void,
+    private readonly signal: AbortSignal | undefined,
+  ) {
+    // ID1 ID2 CM=deflate FLG=0 MTIME=0 XFL OS=unix: no name or time, so the bytes depend on content only.
+    const xfl = level === 1 ? 4 : level === 9 ? 2 : 0;
+    sink(Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 3]));
+  }
+
+  async push(chunk: Buffer): Promise<void> {
+    this.signal?.throwIfAborted();
+    this.crc = crc32(chunk, this.crc);
+    this.isize = (this.isize + chunk.length) % 0x100000000;
+    const job = deflateChunk(chunk, this.level, this.tail);
+    job.catch(() => {}); // awaited in order below; an abort may leave some unobserved
+    this.inflight.push(job);
+    this.tail = chunk.subarray(Math.max(0, chunk.length - 32768));
+    while (this.inflight.length >= PARALLEL) {
+      this.sink(await this.inflight.shift()!);
+      this.signal?.throwIfAborted();
+    }
+  }
+
+  async end(): Promise<void> {
+    while (this.inflight.length) this.sink(await this.inflight.shift()!);
+    const trailer = Buffer.alloc(10);
+    trailer[0] = 0x03; // final fixed-Huffman block holding only end-of-block
+    trailer.writeUInt32LE(this.crc >>> 0, 2);
+    trailer.writeUInt32LE(this.isize, 6);
+    this.sink(trailer);
+  }
+}
+
+/** Compression jobs in flight: enough to keep the cores busy, bounded by libuv's default pool of 4. */
+const PARALLEL = Math.max(2, Math.min(availableParallelism(), 4));
+
+function deflateChunk(chunk: Buffer, level: number, dictionary: Buffer | undefined): Promise<Buffer> {
+  return new Promise((resolvePromise, reject) =>
+    deflateRaw(chunk, { level, dictionary, finishFlush: zlibConstants.Z_SYNC_FLUSH }, (err, out) =>
+      err ? reject(err) : resolvePromise(out),
+    ),
+  );
+}
+
+/** zlib.crc32 arrived in Node 20.15; a table-driven fallback for older 20.x. */
+const crc32: (data: Buffer, value: number) => number =
+  ((zlib as { crc32?: unknown }).crc32 as ((data: Buffer, value: number) => number) | undefined) ?? crc32Js;
+
+let crcTable: Int32Array | undefined;
+function crc32Js(data: Buffer, value: number): number {
+  if (!crcTable) {
+    crcTable = new Int32Array(256);
+    for (let n = 0; n < 256; n++) {
+      let c = n;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+      crcTable[n] = c;
+    }
+  }
+  let c = ~value;
+  for (let i = 0; i < data.length; i++) c = crcTable[(c ^ data[i]!) & 0xff]! ^ (c >>> 8);
+  return ~c >>> 0;
 }
 
 interface XattrRead {

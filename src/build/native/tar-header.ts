@@ -63,13 +63,13 @@ export function encodeHeader(h: EntryHeader): Buffer {
     if (split) [prefixField, nameField] = split;
     else {
       pax.push(['path', name]);
-      nameField = name.subarray(0, 100);
+      nameField = truncateUtf8(name, 100);
     }
   }
   let linkField: Buffer = link;
   if (!isAscii(link) || link.length > 100) {
     pax.push(['linkpath', link]);
-    linkField = link.subarray(0, 100);
+    linkField = truncateUtf8(link, 100);
   }
   const size = h.type === 'file' ? h.size : 0;
   if (size > MAX_OCTAL_11) pax.push(['size', Buffer.from(String(size))]);
@@ -146,6 +146,18 @@ function splitUstarName(name: Buffer): [Buffer, Buffer] | undefined {
     return [name.subarray(0, i), name.subarray(i + 1)];
   }
   return undefined;
+}
+
+/**
+ * The ustar field under a PAX path is only a fallback for old readers, but
+ * strict ones (Hangar's own) decode it as UTF-8 before applying PAX: never
+ * cut a character in half.
+ */
+function truncateUtf8(b: Buffer, max: number): Buffer {
+  if (b.length <= max) return b;
+  let end = max;
+  while (end > 0 && (b[end]! & 0xc0) === 0x80) end--;
+  return b.subarray(0, end);
 }
 
 function isAscii(b: Buffer): boolean {
