@@ -366,7 +366,12 @@ async function startHostRoutedProxy(backendPort: number): Promise<number> {
   const { createProxy } = await import('../../src/proxy/index.js');
   const { createLogger } = await import('../../src/shared/log.js');
   const machine = { id: 'host-backend', state: 'started', services: [{ internal_port: 80 }], hostPort: () => backendPort };
-  const p = createProxy({ backends: { machinesFor: (app) => (app === APP ? [machine] : undefined), start: async () => {}, stop: async () => {} }, log: createLogger(() => {}) });
+  // One list object, as the daemon's adapter (machines-adapter.ts) hands out
+  // its cached list: a new array per call made the proxy redo its
+  // per-list service lookup (and a WeakMap insert) on every request, work
+  // the daemon's proxy does not do.
+  const machines = [machine];
+  const p = createProxy({ backends: { machinesFor: (app) => (app === APP ? machines : undefined), start: async () => {}, stop: async () => {} }, log: createLogger(() => {}) });
   const port = await p.listen('127.0.0.1', 0);
   stopHostProxy = () => p.close();
   return port;

@@ -3,6 +3,7 @@ import { CONNECTION_CLOSE, errorAnswer, headersTimedOut, headersTooLarge, malfor
 import type { ProxyContext } from './context.js';
 import { connectionTail } from './headers.js';
 import { HttpError, headEnd, parseRequestHead, skipEmptyLines, type RequestHead } from './http1.js';
+import { Conn, type ConnSink } from './sockio.js';
 
 /** A connection we are closing gets this long to finish. */
 const LINGER_MS = 5_000;
@@ -10,6 +11,7 @@ const LINGER_MS = 5_000;
 /** What a client connection hears about the exchange running on it. */
 export interface ActiveExchange {
   start(): void;
+  /** Bytes it keeps are held in `Client.buf` (the read buffer is reused otherwise). */
   onClientData(chunk: Buffer): void;
   onClientDrain(): void;
   onClientEnd(): void;
@@ -18,7 +20,7 @@ export interface ActiveExchange {
 }
 
 /** One client connection. */
-export class Client {
+export class Client implements ConnSink {
   buf: Buffer | null = null;
   /** Bytes of buf already searched for the end of a head. */
   scanned = 0;
@@ -41,6 +43,9 @@ export class Client {
   lastHost: string | undefined = undefined;
   lastApp: string | undefined = undefined;
 
+  /** Reads and writes (sockio.ts); `sock` for the rest (end, destroy, events). */
+  readonly conn: Conn;
+
   constructor(
     readonly sock: Socket,
     readonly ctx: ProxyContext,
@@ -48,20 +53,47 @@ export class Client {
     this.ip = sock.remoteAddress ?? '';
     this.connTail = connectionTail(this.ip, ctx.port);
     this.lastActive = Date.now();
+    this.conn = new Conn(sock, this);
   }
 
   pause(): void {
     if (!this.paused) {
       this.paused = true;
-      this.sock.pause();
+      this.conn.pause();
     }
   }
 
   resume(): void {
     if (this.paused) {
       this.paused = false;
-      this.sock.resume();
+      this.conn.resume();
     }
+  }
+
+  onData(chunk: Buffer): boolean {
+    this.lastActive = Date.now();
+    if (this.closing) return false;
+    this.fresh = false;
+    if (this.ex) {
+      this.ex.onClientData(chunk);
+      return this.buf !== null;
+    }
+    if (this.headSince === 0) this.headSince = this.lastActive;
+    this.buf = this.buf ? Buffer.concat([this.buf, chunk]) : chunk;
+    parseHeads(this);
+    // Unparsed or pipelined bytes may be a view of the read buffer.
+    return this.buf !== null;
+  }
+
+  onEnd(): void {
+    this.ended = true;
+    if (this.closing) this.sock.destroy();
+    else if (this.ex) this.ex.onClientEnd();
+    else this.sock.end();
+  }
+
+  onDrain(): void {
+    this.ex?.onClientDrain();
   }
 }
 
@@ -70,31 +102,14 @@ export function acceptClient(ctx: ProxyContext, clients: Set<Client>, sock: Sock
   const c = new Client(sock, ctx);
   clients.add(c);
   c.headSince = c.lastActive;
-  sock.on('data', (chunk: Buffer) => {
-    c.lastActive = Date.now();
-    if (c.closing) return;
-    c.fresh = false;
-    if (c.ex) {
-      c.ex.onClientData(chunk);
-      return;
-    }
-    if (c.headSince === 0) c.headSince = c.lastActive;
-    c.buf = c.buf ? Buffer.concat([c.buf, chunk]) : chunk;
-    parseHeads(c);
-  });
-  sock.on('drain', () => c.ex?.onClientDrain());
-  sock.on('end', () => {
-    c.ended = true;
-    if (c.closing) sock.destroy();
-    else if (c.ex) c.ex.onClientEnd();
-    else sock.end();
-  });
   sock.on('error', () => sock.destroy());
   sock.on('close', () => {
     clients.delete(c);
     c.ex?.onClientClose();
     c.ex = null;
   });
+  // Accepted with pauseOnConnect: reading starts once the listeners are on.
+  c.conn.start();
 }
 
 /** Client-side timeouts (from the proxy's one sweep timer): linger, headers, keep-alive, and the exchange's own. */
@@ -131,7 +146,7 @@ function closeClient(c: Client): void {
 
 /** Answers without a machine (parse errors, 408, 431) and closes. */
 function reject(c: Client, status: number, message: string): void {
-  c.sock.write(errorAnswer(status, message, undefined, CONNECTION_CLOSE));
+  c.conn.write(Buffer.from(errorAnswer(status, message, undefined, CONNECTION_CLOSE)));
   closeClient(c);
 }
 

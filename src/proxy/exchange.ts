@@ -158,12 +158,12 @@ export class Exchange implements UpstreamOwner, ActiveExchange {
 
   send(): void {
     const up = this.up!;
-    const sock = up.sock;
+    const conn = up.conn;
     this.phase = WAIT;
     this.since = Date.now();
     const c = this.c;
     if (this.reqDone) {
-      sock.write(this.upHead);
+      conn.write(this.upHead);
       return;
     }
     this.bodyStarted = true;
@@ -173,9 +173,9 @@ export class Exchange implements UpstreamOwner, ActiveExchange {
       c.buf = null;
       c.scanned = 0;
       requestBody(this, buf, this.upHead);
-    } else sock.write(this.upHead);
+    } else conn.write(this.upHead);
     // Body bytes were held (reading paused past HOLD_BYTES) until now.
-    if (this.streaming && !sock.writableNeedDrain) c.resume();
+    if (this.streaming && !conn.needDrain) c.resume();
   }
 
   onUpDrain(): void {
@@ -183,10 +183,10 @@ export class Exchange implements UpstreamOwner, ActiveExchange {
   }
 
   onClientDrain(): void {
-    this.up?.sock.resume();
+    this.up?.conn.resume();
   }
 
-  /** Returns whether `chunk` may still be referenced (queued for writing, or kept). */
+  /** Returns whether `chunk` is kept (a partial response head); writes still queued are tracked by sockio. */
   onUpData(chunk: Buffer): boolean {
     const c = this.c;
     c.lastActive = Date.now();
@@ -203,7 +203,7 @@ export class Exchange implements UpstreamOwner, ActiveExchange {
       default:
         this.abortUp();
     }
-    return c.sock.writableLength > 0 || this.resBuf !== null;
+    return this.resBuf !== null;
   }
 
   /** The exchange is complete: the machine connection goes back to the pool. */
@@ -214,7 +214,7 @@ export class Exchange implements UpstreamOwner, ActiveExchange {
     this.up = null;
     if (up) {
       if (!this.tainted && this.resKeepAlive && this.mode !== CLOSE) {
-        up.sock.resume();
+        up.conn.resume();
         this.c.ctx.upstreams.put(up);
       } else up.destroy();
     }
@@ -252,7 +252,7 @@ export class Exchange implements UpstreamOwner, ActiveExchange {
     const c = this.c;
     // The connection stays usable only if the request was fully read.
     const keep = !forceClose && this.reqDone && !this.bodyStarted && this.bodyless && !this.closeAfter && !c.ended && this.head.upgrade === undefined;
-    if (!c.sock.destroyed) c.sock.write(errorAnswer(status, message, this.requestId, keep ? c.ctx.keepAliveHeader : CONNECTION_CLOSE));
+    if (!c.sock.destroyed) c.conn.write(Buffer.from(errorAnswer(status, message, this.requestId, keep ? c.ctx.keepAliveHeader : CONNECTION_CLOSE)));
     afterExchange(c, keep);
   }
 

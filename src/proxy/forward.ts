@@ -1,8 +1,8 @@
-import type { Socket } from 'node:net';
 import { CONNECTION_CLOSE, malformedRequest } from './answers.js';
 import type { Exchange } from './exchange.js';
 import { downstreamHead, interimHead } from './headers.js';
 import { ChunkedReader, HttpError, headEnd, parseResponseHead, type ResponseHead } from './http1.js';
+import type { Conn } from './sockio.js';
 import { BODY, CHUNKED, CLOSE, DONE, LENGTH, NONE } from './state.js';
 
 /*
@@ -18,7 +18,7 @@ const MAX_RESPONSE_HEAD = 64 * 1024;
  * Writes `prefix` (a head, latin1) and `data` with one write call: one
  * syscall and no writev bookkeeping for the common small answer.
  */
-function writeJoined(sock: Socket, prefix: Buffer, data: Buffer | null): boolean {
+function writeJoined(sock: Conn, prefix: Buffer, data: Buffer | null): boolean {
   if (data === null || data.length === 0) return sock.write(prefix);
   return sock.write(Buffer.concat([prefix, data], prefix.length + data.length));
 }
@@ -42,7 +42,7 @@ export function requestBody(ex: Exchange, buf: Buffer, prefix?: Buffer): void {
   const done = ex.reqChunks ? ex.reqChunks.done : ex.reqLeft === 0;
   if (ex.up && (used > 0 || prefix !== undefined)) {
     const data = used === buf.length ? buf : buf.subarray(0, used);
-    if (!(prefix === undefined ? ex.up.sock.write(data) : writeJoined(ex.up.sock, prefix, data))) ex.c.pause();
+    if (!(prefix === undefined ? ex.up.conn.write(data) : writeJoined(ex.up.conn, prefix, data))) ex.c.pause();
   }
   if (used < buf.length) {
     // The next (pipelined) request: held until this exchange is over.
@@ -82,7 +82,7 @@ export function responseHead(ex: Exchange, chunk: Buffer): void {
     }
     if (res.status < 200) {
       // Interim answers (100 Continue, 103) are passed on; the final one follows.
-      if (ex.head.minor === 1) c.sock.write(interimHead(res, undefined));
+      if (ex.head.minor === 1) c.conn.write(interimHead(res, undefined));
       ex.interim = true;
       if (!rest) return;
       buf = rest;
@@ -111,9 +111,9 @@ export function responseHead(ex: Exchange, chunk: Buffer): void {
     ex.resKeepAlive = res.keepAlive;
     if (ex.mode === LENGTH && rest !== null && rest.length <= ex.resLeft) {
       // The usual case: head and (first part of the) body in one buffer.
-      const ok = c.sock.write(downstreamHead(res, ex.requestId, framing, rest));
+      const ok = c.conn.write(downstreamHead(res, ex.requestId, framing, rest));
       ex.resLeft -= rest.length;
-      if (!ok) ex.up?.sock.pause();
+      if (!ok) ex.up?.conn.pause();
       if (ex.resLeft === 0) {
         ex.resDone = true;
         if (ex.reqDone) ex.finish();
@@ -122,7 +122,7 @@ export function responseHead(ex: Exchange, chunk: Buffer): void {
     }
     const text = downstreamHead(res, ex.requestId, framing);
     if (rest === null || ex.mode === NONE) {
-      c.sock.write(text);
+      c.conn.write(text);
       if (ex.mode === NONE) {
         if (rest) ex.tainted = true;
         ex.resDone = true;
@@ -136,7 +136,7 @@ export function responseHead(ex: Exchange, chunk: Buffer): void {
 }
 
 export function responseBody(ex: Exchange, buf: Buffer, prefix?: Buffer): void {
-  const sock = ex.c.sock;
+  const sock = ex.c.conn;
   let ok = true;
   if (prefix !== undefined && (ex.mode !== LENGTH && (ex.mode !== CHUNKED || ex.decode))) {
     sock.write(prefix);
@@ -181,7 +181,7 @@ export function responseBody(ex: Exchange, buf: Buffer, prefix?: Buffer): void {
     default:
       ex.tainted = true;
   }
-  if (!ok) ex.up?.sock.pause();
+  if (!ok) ex.up?.conn.pause();
   if (ex.resDone) {
     if (ex.reqDone) ex.finish();
     // Else the machine answered before the whole request body arrived:

@@ -101,7 +101,7 @@ export function createProxy(options: ProxyOptions): Proxy {
   };
   const clients = new Set<Client>();
 
-  const server = createServer({ allowHalfOpen: true, noDelay: true }, (sock: Socket) => acceptClient(ctx, clients, sock));
+  const server = createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (sock: Socket) => acceptClient(ctx, clients, sock));
 
   // One timer for every timeout: header, idle, keep-alive, response.
   const tick = Math.max(10, Math.min(1_000, Math.floor(Math.min(headersTimeoutMs, idleTimeoutMs, keepAliveTimeoutMs, responseTimeoutMs) / 4)));

@@ -21,23 +21,21 @@ export interface TunnelEnds {
 export function openTunnel(t: TunnelEnds, res: ResponseHead, rest: Buffer | null): void {
   const c = t.c;
   const up = t.up!;
-  c.sock.cork();
-  c.sock.write(interimHead(res, t.requestId));
-  if (rest) c.sock.write(rest);
-  c.sock.uncork();
+  const head = interimHead(res, t.requestId);
+  c.conn.write(rest ? Buffer.concat([head, rest]) : head);
   if (c.buf) {
-    up.sock.write(c.buf);
+    up.conn.write(c.buf);
     c.buf = null;
   }
   c.resume();
 }
 
 export function tunnelFromClient(t: TunnelEnds, chunk: Buffer): void {
-  if (!t.up?.sock.write(chunk)) t.c.pause();
+  if (!t.up?.conn.write(chunk)) t.c.pause();
 }
 
 export function tunnelFromMachine(t: TunnelEnds, chunk: Buffer): void {
-  if (!t.c.sock.write(chunk)) t.up?.sock.pause();
+  if (!t.c.conn.write(chunk)) t.up?.conn.pause();
 }
 
 export function tunnelClientEnded(t: TunnelEnds): void {

@@ -1,6 +1,5 @@
 import { connect, type Socket } from 'node:net';
-
-const READ_BUFFER = 16 * 1024;
+import { Conn, type ConnSink } from './sockio.js';
 
 /** What an exchange hears from the machine connection it currently owns. */
 export interface UpstreamOwner {
@@ -18,47 +17,27 @@ export interface UpstreamOwner {
  * forward to whichever exchange owns it now; an idle pooled connection
  * that hears anything from the machine (data, FIN) is dropped.
  */
-export class Upstream {
+export class Upstream implements ConnSink {
   owner: UpstreamOwner | null = null;
   /** Served a request before: a failure without an answer may be the keep-alive race. */
   reused = false;
   connected = false;
   idleSince = 0;
-
-  /** Reads land here (net's onread) instead of a new Buffer per read through a stream. */
-  private rbuf = Buffer.allocUnsafe(READ_BUFFER);
   readonly sock: Socket;
+  /** Reads and writes (sockio.ts); `sock` for the rest. */
+  readonly conn: Conn;
 
   constructor(
     readonly port: number,
     pool: UpstreamPool,
   ) {
-    const sock = connect({
-      host: '127.0.0.1',
-      port,
-      onread: {
-        buffer: () => this.rbuf,
-        callback: (n: number, buf: Uint8Array) => {
-          const o = this.owner;
-          if (!o) {
-            sock.destroy();
-            return false;
-          }
-          const chunk = Buffer.from(buf.buffer, buf.byteOffset, n);
-          if (o.onUpData(chunk)) this.rbuf = Buffer.allocUnsafe(READ_BUFFER);
-          return true;
-        },
-      },
-    });
+    const sock = connect({ host: '127.0.0.1', port, noDelay: true });
     this.sock = sock;
-    sock.setNoDelay(true);
+    this.conn = new Conn(sock, this);
     sock.on('connect', () => {
       this.connected = true;
+      this.conn.start();
       this.owner?.onUpConnect();
-    });
-    sock.on('end', () => {
-      if (this.owner) this.owner.onUpEnd();
-      else sock.destroy();
     });
     sock.on('error', (err: NodeJS.ErrnoException) => {
       const o = this.owner;
@@ -71,7 +50,24 @@ export class Upstream {
       this.owner = null;
       o?.onUpClose();
     });
-    sock.on('drain', () => this.owner?.onUpDrain());
+  }
+
+  onData(chunk: Buffer): boolean {
+    const o = this.owner;
+    if (!o) {
+      this.sock.destroy();
+      return false;
+    }
+    return o.onUpData(chunk);
+  }
+
+  onEnd(): void {
+    if (this.owner) this.owner.onUpEnd();
+    else this.sock.destroy();
+  }
+
+  onDrain(): void {
+    this.owner?.onUpDrain();
   }
 
   /** Detaches the owner and closes the connection. */
