@@ -3,6 +3,7 @@ import { CONNECTION_CLOSE, errorAnswer, headersTimedOut, headersTooLarge, malfor
 import type { ProxyContext } from './context.js';
 import { connectionTail } from './headers.js';
 import { HttpError, headEnd, parseRequestHead, skipEmptyLines, type RequestHead } from './http1.js';
+import { clock, tick } from './clock.js';
 import { Conn, type ConnSink } from './sockio.js';
 
 /** A connection we are closing gets this long to finish. */
@@ -71,7 +72,7 @@ export class Client implements ConnSink {
   }
 
   onData(chunk: Buffer): boolean {
-    this.lastActive = Date.now();
+    this.lastActive = tick();
     if (this.closing) return false;
     this.fresh = false;
     if (this.ex) {
@@ -198,6 +199,6 @@ export function afterExchange(c: Client, reuse: boolean): void {
     return;
   }
   c.resume();
-  c.headSince = c.buf ? Date.now() : 0;
+  c.headSince = c.buf ? clock.now : 0;
   parseHeads(c);
 }

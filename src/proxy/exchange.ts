@@ -4,6 +4,7 @@ import { afterExchange, type ActiveExchange, type Client } from './client.js';
 import { requestBody, responseBody, responseHead } from './forward.js';
 import { upstreamHead } from './headers.js';
 import { appFromHost } from './host.js';
+import { clock, tick } from './clock.js';
 import { ChunkedReader, type RequestHead, type ResponseHead } from './http1.js';
 import type { Lease } from './pool.js';
 import { ACQUIRE, BODY, CLOSE, CONNECT, DONE, NONE, TUNNEL, WAIT } from './state.js';
@@ -121,8 +122,12 @@ export class Exchange implements UpstreamOwner, ActiveExchange {
       }
     }
     ctx.pool.acquire(app, this.exclude, this.exclude ? RETRY_WAIT_MS : Infinity).then(
-      (lease) => this.onLease(lease, app),
+      (lease) => {
+        tick();
+        this.onLease(lease, app);
+      },
       (err: unknown) => {
+        tick();
         if (this.phase === DONE) return;
         const { status, message } = errorStatus(err, ctx.log);
         // Having tried a machine already, its failure is the better answer.
@@ -141,7 +146,7 @@ export class Exchange implements UpstreamOwner, ActiveExchange {
     this.app = app;
     this.lastMachine = lease.machine.id;
     this.phase = CONNECT;
-    this.since = Date.now();
+    this.since = clock.now;
     this.c.lastActive = this.since;
     // Upgrades get a connection of their own; it becomes the tunnel.
     const upstreams = this.c.ctx.upstreams;
@@ -153,6 +158,7 @@ export class Exchange implements UpstreamOwner, ActiveExchange {
   }
 
   onUpConnect(): void {
+    tick();
     if (this.phase === CONNECT) this.send();
   }
 
@@ -160,7 +166,7 @@ export class Exchange implements UpstreamOwner, ActiveExchange {
     const up = this.up!;
     const conn = up.conn;
     this.phase = WAIT;
-    this.since = Date.now();
+    this.since = clock.now;
     const c = this.c;
     if (this.reqDone) {
       conn.write(this.upHead);
@@ -189,7 +195,7 @@ export class Exchange implements UpstreamOwner, ActiveExchange {
   /** Returns whether `chunk` is kept (a partial response head); writes still queued are tracked by sockio. */
   onUpData(chunk: Buffer): boolean {
     const c = this.c;
-    c.lastActive = Date.now();
+    c.lastActive = tick();
     switch (this.phase) {
       case BODY:
         responseBody(this, chunk);

@@ -1,6 +1,7 @@
 import { connect, type Socket } from 'node:net';
 import { request } from 'node:http';
 import { durationToMs } from '../machines/index.js';
+import { clock } from './clock.js';
 import type { BackendMachine, ProxyCheck, ProxyService } from './types.js';
 
 export type Health = 'pending' | 'passing' | 'failing';
@@ -46,7 +47,8 @@ export class HealthTracker {
 
   status(m: BackendMachine, svc: ProxyService, port: number): Health {
     let e = this.entries.get(m.id);
-    const now = Date.now();
+    // Per request: the read's clock (lastSeen only ages entries out after a minute).
+    const now = clock.now;
     if (!e || e.port !== port) {
       if (e?.timer) clearTimeout(e.timer);
       e = { port, status: 'pending', lastSeen: now, inflight: 0, gen: 0 };

@@ -1,5 +1,6 @@
 import { HangarError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
+import { clock } from './clock.js';
 import type { HealthTracker } from './health.js';
 import type { BackendMachine, ProxyBackends, ProxyService } from './types.js';
 
@@ -165,7 +166,7 @@ export class Pool {
   /** A lease ended (PoolLease.release). */
   released(load: Load): void {
     load.inflight--;
-    load.lastActive = Date.now();
+    load.lastActive = clock.now;
     if (this.waiters.length) this.wake();
   }
 

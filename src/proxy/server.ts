@@ -1,5 +1,6 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { createLogger, type Logger } from '../shared/log.js';
+import { tick } from './clock.js';
 import { acceptClient, checkClient, type Client } from './client.js';
 import type { ProxyContext } from './context.js';
 import { Exchange } from './exchange.js';
@@ -104,12 +105,12 @@ export function createProxy(options: ProxyOptions): Proxy {
   const server = createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (sock: Socket) => acceptClient(ctx, clients, sock));
 
   // One timer for every timeout: header, idle, keep-alive, response.
-  const tick = Math.max(10, Math.min(1_000, Math.floor(Math.min(headersTimeoutMs, idleTimeoutMs, keepAliveTimeoutMs, responseTimeoutMs) / 4)));
+  const sweepMs = Math.max(10, Math.min(1_000, Math.floor(Math.min(headersTimeoutMs, idleTimeoutMs, keepAliveTimeoutMs, responseTimeoutMs) / 4)));
   const sweeper = setInterval(() => {
-    const now = Date.now();
+    const now = tick();
     for (const c of clients) checkClient(c, now);
     upstreams.sweep(now);
-  }, tick);
+  }, sweepMs);
   sweeper.unref();
 
   let closing: Promise<void> | undefined;

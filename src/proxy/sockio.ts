@@ -127,12 +127,15 @@ function rawHandleOf(sock: Socket): RawHandle | null {
  * (count of such writes): such a buffer is not reused for the next read.
  */
 const inFlight = new WeakMap<ArrayBufferLike, number>();
+/** Writes pending in all connections: 0 nearly always, and then reads skip the lookup. */
+let asyncTotal = 0;
 
 function afterAsyncWrite(this: WriteReq, status: number): void {
   const conn = this.conn!;
   const buf = this.buffer!;
   this.buffer = null;
   this.conn = null;
+  asyncTotal--;
   const n = inFlight.get(buf.buffer)! - 1;
   if (n === 0) inFlight.delete(buf.buffer);
   else inFlight.set(buf.buffer, n);
@@ -200,7 +203,7 @@ export class Conn {
       const buf = this.rbuf!;
       if (this.sock.destroyed) return undefined;
       const kept = this.sink.onData(buf.subarray(0, n));
-      if (kept || inFlight.has(buf.buffer)) {
+      if (kept || (asyncTotal !== 0 && inFlight.has(buf.buffer))) {
         this.rbuf = Buffer.allocUnsafe(READ_BUFFER);
         return this.rbuf;
       }
@@ -257,6 +260,7 @@ export class Conn {
     req.buffer = buf;
     req.conn = this;
     inFlight.set(buf.buffer, (inFlight.get(buf.buffer) ?? 0) + 1);
+    asyncTotal++;
     this.asyncWrites++;
     if (h.writeQueueSize < HIGH_WATER) return true;
     this.wantDrain = true;

@@ -1,4 +1,5 @@
 import { connect, type Socket } from 'node:net';
+import { clock } from './clock.js';
 import { Conn, type ConnSink } from './sockio.js';
 
 /** What an exchange hears from the machine connection it currently owns. */
@@ -113,7 +114,7 @@ export class UpstreamPool {
   put(u: Upstream): void {
     u.owner = null;
     u.reused = true;
-    u.idleSince = Date.now();
+    u.idleSince = clock.now;
     let stack = this.idle.get(u.port);
     if (!stack) {
       stack = [];
