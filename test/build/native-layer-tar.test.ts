@@ -333,6 +333,9 @@ test('deterministic: the same tree gives the same digest; the gzip level changes
   const three = await writeLayerBlob(dir, join(base, 'x.tgz'));
   assert.equal(three.digest, one.digest);
   assert.equal(statSync(join(base, 'x.tgz')).size, one.size);
+  // A symlink to the layer directory serialises the directory.
+  symlinkSync(dir, join(base, 'via-link'));
+  assert.equal((await writeLayerBlob(join(base, 'via-link'), join(base, 'l.tgz'))).digest, one.digest);
   // An empty directory is an empty (but valid) layer.
   mkdirSync(join(base, 'empty'));
   const empty = await writeLayerBlob(join(base, 'empty'), join(base, 'e.tgz'));
@@ -451,6 +454,8 @@ test('refuses what a layer cannot hold, leaving no output file', async (t) => {
     assert.equal(existsSync(out), false, `${what}: no output file left`);
   }
   await assert.rejects(writeLayerBlob(join(base, 'missing'), join(base, 'o.tgz')), /does not exist/);
+  writeFileSync(join(base, 'plain'), '');
+  await assert.rejects(writeLayerBlob(join(base, 'plain'), join(base, 'o.tgz')), /is not a directory/);
 });
 
 test('an abort signal stops the write and removes the output file', async (t) => {
@@ -487,7 +492,7 @@ test('a small layer costs a few milliseconds', async (t) => {
   t.diagnostic(`3-entry layer: median ${median.toFixed(1)} ms, min ${times[0]!.toFixed(1)} ms (includes the getfattr spawn)`);
   // The fastest run, with a generous bound: the machine is shared with other
   // work, but a regression to tens of ms per small layer still fails.
-  assert.ok(times[0]! < 40, `fastest of 15 runs took ${times[0]} ms`);
+  assert.ok(times[0]! < 50, `fastest of 15 runs took ${times[0]} ms`);
 });
 
 test('a full disk fails the write cleanly (no crash, no partial file)', async (t) => {

@@ -26,6 +26,7 @@ import {
   readSync,
   readdirSync,
   readlinkSync,
+  realpathSync,
   rmSync,
   writeSync,
   type BigIntStats,
@@ -75,9 +76,14 @@ export async function writeLayerBlob(dir: string, outFile: string, options: Writ
   const level = options.gzipLevel ?? 1;
   if (!Number.isInteger(level) || level < 0 || level > 9) throw new RangeError(`gzipLevel must be an integer from 0 to 9, not ${level}`);
   signal?.throwIfAborted();
-  const root = resolve(dir);
-  const rootSt = lstatSync(root, { bigint: true, throwIfNoEntry: false });
-  if (!rootSt || (rootSt.mode & S_IFMT) !== S_IFDIR) throw new Error(`layer directory ${root} does not exist or is not a directory`);
+  let root: string;
+  try {
+    // Real path: getfattr -h would not descend into a symlinked root.
+    root = realpathSync(resolve(dir));
+  } catch {
+    throw new Error(`layer directory ${resolve(dir)} does not exist`);
+  }
+  if (!lstatSync(root).isDirectory()) throw new Error(`layer directory ${root} is not a directory`);
 
   const attrs = readXattrs(root, signal);
   let nodes: Node[];
@@ -253,7 +259,7 @@ async function writeEntries(nodes: Node[], xattrs: Map<string, Map<string, Buffe
         };
         try {
           out.put(encodeHeader(h));
-        } catch (err) {
+        } catch {
           throw unrepresentable(`the device /${rel} has a device number (${major}:${minor}) too large for a tar header`);
         }
         break;
