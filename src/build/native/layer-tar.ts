@@ -537,8 +537,8 @@ function readXattrs(root: string, signal: AbortSignal | undefined): XattrRead {
   return { done, cancel: () => child?.kill('SIGKILL') };
 }
 
-/** Parse `getfattr -d -e hex` output; exported for tests. */
-export function parseGetfattr(text: Buffer, root: string): Map<string, Map<string, Buffer>> {
+/** Parse `getfattr -d -e hex` output into archive path → attribute name → value. */
+function parseGetfattr(text: Buffer, root: string): Map<string, Map<string, Buffer>> {
   const result = new Map<string, Map<string, Buffer>>();
   const rootBytes = Buffer.from(root, 'utf8');
   let current: Map<string, Buffer> | undefined;
