@@ -33,13 +33,14 @@ const DOCKER = process.env.HANGAR_BENCH_DOCKER ?? '/usr/bin/docker';
  * Phases of `hangar deploy` up to the recorded release, each ending at the
  * first output line matching its pattern: CLI start-up (config, context
  * plan), context upload + daemon preparation (tar extract, token, mirror
- * check), buildah bud, buildah push into Hangar's registry, and the deploy
+ * check), the build (Hangar's native builder, or buildah bud with
+ * HANGAR_BUILDER=buildah), the push into Hangar's registry, and the deploy
  * request recording the release.
  */
 const PHASES: Array<[string, RegExp]> = [
   ['cli_start', /^Sending build context/m],
-  ['upload_prepare', /^building \S+ with buildah/m],
-  ['buildah_bud', /^pushing /m],
+  ['upload_prepare', /^building \S+ with /m],
+  ['build', /^pushing /m],
   ['push', /^image: /m],
   ['release', /^release v\d+:/m],
 ];
@@ -197,7 +198,7 @@ async function main() {
       docker_build_median_s: +median(dBuild).toFixed(2),
       rebuild_ratio: +(median(dBuild) / median(hBuild)).toFixed(2),
       hangar_build_phases_median_s: Object.fromEntries(PHASES.map(([k]) => [k, +median(hPhases.map((p) => p[k] ?? 0)).toFixed(2)])),
-      storage_driver: process.env.HANGAR_BUILD_STORAGE_DRIVER ?? 'overlay',
+      hangar_builder: process.env.HANGAR_BUILDER ?? 'native',
       docker_builder: dockerBuilder,
       docker_cli: DOCKER,
     };

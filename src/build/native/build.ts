@@ -3,9 +3,9 @@ import { chmodSync, chownSync, lstatSync, mkdirSync, openSync, readdirSync, read
 import { join, posix, relative } from 'node:path';
 import { HangarError } from '../../shared/errors.js';
 import { run } from '../../shared/process.js';
-import { expandWord, expandWords, UnsupportedFeature, type CommandForm, type Dockerfile, type Instruction, type Stage } from './dockerfile.js';
+import { DockerfileError, expandWord, expandWords, isRemoteSource, UnsupportedFeature, type CommandForm, type Dockerfile, type Instruction, type Stage } from './dockerfile.js';
 import type { BuildCache, StepRecord } from './cache.js';
-import { copyIntoLayer, hashSources, type CopySource } from './copy.js';
+import { copyIntoLayer, hashSources, makeDirs, settleTimes, type CopySource, type DirTimes } from './copy.js';
 import type { ContainerConfig, HistoryEntry, ImageConfigJson, LayerDescriptor } from './image.js';
 import { imagePath, pathInRoot } from './paths.js';
 import { Sandbox, type Bind } from './sandbox.js';
@@ -173,7 +173,13 @@ export class NativeBuild {
   }
 
   private async buildStage(stage: Stage, chain: number[]): Promise<StageState> {
-    const from = this.expand(stage.from, (n) => this.globals.get(n));
+    let from: string;
+    try {
+      from = this.expand(stage.from, (n) => this.globals.get(n));
+    } catch (e) {
+      if (e instanceof DockerfileError) throw new HangarError('BAD_DOCKERFILE', `Dockerfile line ${stage.line}: ${e.message}`, { status: 400 });
+      throw e;
+    }
     this.say(`FROM ${from}${stage.name ? ` AS ${stage.name}` : ''}`);
     if (stage.platform && this.expand(stage.platform, (n) => this.globals.get(n)) !== 'linux/amd64') {
       throw new UnsupportedFeature(`FROM --platform=${stage.platform} (Hangar runs linux/amd64)`, stage.line);
@@ -203,7 +209,13 @@ export class NativeBuild {
     }
     for (const inst of stage.instructions) {
       this.d.signal?.throwIfAborted();
-      state = await this.instruction(state, inst, chain);
+      try {
+        state = await this.instruction(state, inst, chain);
+      } catch (e) {
+        // Expansion errors know no line; the instruction does.
+        if (e instanceof DockerfileError) throw new HangarError('BAD_DOCKERFILE', e.line ? e.message : `Dockerfile line ${inst.line}: ${e.message}`, { status: 400 });
+        throw e;
+      }
     }
     return state;
   }
@@ -247,7 +259,7 @@ export class NativeBuild {
           else v = this.globals.get(a.name);
           if (v !== undefined) args.set(a.name, v);
         }
-        return { ...s, args, key: keyOf(s.key, 'ARG', [...args]) };
+        return { ...this.configStep(s, inst, () => {}, [...args]), args };
       }
       case 'LABEL': {
         const pairs = inst.pairs.map(([k, v]) => [word(k), word(v)] as const);
@@ -307,13 +319,9 @@ export class NativeBuild {
           const view = await this.view(s);
           if (existsIn(view, dir)) return;
           const ids = this.ids(view, s.config.User, where);
-          let path = layer;
-          for (const part of dir.split('/').filter(Boolean)) {
-            path = join(path, part);
-            mkdirSync(path, { mode: 0o755 });
-            chownSync(path, ids.uid, ids.gid);
-            chmodSync(path, 0o755);
-          }
+          const times: DirTimes = [];
+          makeDirs(layer, view, dir, { mode: 0o755, uid: ids.uid, gid: ids.gid, mtime: new Date() }, times);
+          settleTimes(times);
         });
       }
       case 'COPY':
@@ -397,6 +405,8 @@ export class NativeBuild {
     const look = this.lookup(s);
     const word = (w: string) => this.expand(w, look);
     const patterns = inst.sources.map(word);
+    const remote = patterns.find(isRemoteSource);
+    if (remote && inst.kind === 'ADD') throw new UnsupportedFeature(`ADD from a URL or git repository (${remote})`, inst.line);
     const rawDest = word(inst.dest);
     const dest = imagePath(rawDest, s.config.WorkingDir ?? '/');
     const chown = inst.chown !== undefined ? word(inst.chown) : undefined;
@@ -474,10 +484,8 @@ export class NativeBuild {
       for (const [n, m] of inst.secrets.entries()) {
         const value = this.req.secrets[m.id];
         if (value === undefined) continue;
-        if (m.env) {
-          env.push(`${m.env}=${value}`);
-          continue;
-        }
+        if (m.env) env.push(`${m.env}=${value}`);
+        if (!m.target) continue;
         const f = join(files, `secret-${n}`);
         writeFileSync(f, value, { mode: 0o600 });
         chownSync(f, m.uid, m.gid);

@@ -134,7 +134,7 @@ export function hashSources(root: string, patterns: string[], what: string): str
   return h.digest('hex');
 }
 
-interface Meta {
+export interface Meta {
   mode: number;
   uid: number;
   gid: number;
@@ -151,7 +151,7 @@ function metaOf(st: Stats, r: CopyRequest): Meta {
 }
 
 /** Directories whose times are set last (writing into them moves them). */
-type DirTimes = Array<[string, Date]>;
+export type DirTimes = Array<[string, Date]>;
 
 function makeDir(path: string, m: Meta, times: DirTimes): void {
   let st: Stats | undefined;
@@ -196,16 +196,15 @@ function copyEntry(src: string, st: Stats, dst: string, r: CopyRequest, times: D
 }
 
 /**
- * Create `rel` (image-relative directory) and its parents in the layer,
- * each with the metadata it has in the image; a missing one is new: 0755,
- * owned by the --chown user (as BuildKit), the last one `leaf` if given.
- * Returns the host path in the layer.
+ * Create image directory `rel` and its parents in `layer`, each with the
+ * metadata it has in the image (`view`), so the layer changes none of them;
+ * a missing one is new: `created`, the last one `leaf` if given. Returns
+ * the host path in the layer.
  */
-function ensureParents(r: CopyRequest, rel: string, times: DirTimes, leaf?: Meta): string {
-  let host = r.layer;
-  let img = r.destRoot;
+export function makeDirs(layer: string, view: string | undefined, rel: string, created: Meta, times: DirTimes, leaf?: Meta): string {
+  let host = layer;
+  let img = view;
   const parts = rel.split('/').filter(Boolean);
-  const created: Meta = { mode: 0o755, uid: r.chown?.uid ?? 0, gid: r.chown?.gid ?? 0, mtime: new Date() };
   for (const [i, part] of parts.entries()) {
     host = join(host, part);
     let st: Stats | undefined;
@@ -220,6 +219,16 @@ function ensureParents(r: CopyRequest, rel: string, times: DirTimes, leaf?: Meta
     makeDir(host, st?.isDirectory() ? { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: st.mtime } : i === parts.length - 1 && leaf ? leaf : created, times);
   }
   return host;
+}
+
+/** Set the times of directories written into, last (writing moved them). */
+export function settleTimes(times: DirTimes): void {
+  for (const [p, t] of times.reverse()) utimesSync(p, t, t);
+}
+
+/** Parents as COPY makes them: new ones 0755, owned by the --chown user (as BuildKit). */
+function ensureParents(r: CopyRequest, rel: string, times: DirTimes, leaf?: Meta): string {
+  return makeDirs(r.layer, r.destRoot, rel, { mode: 0o755, uid: r.chown?.uid ?? 0, gid: r.chown?.gid ?? 0, mtime: new Date() }, times, leaf);
 }
 
 /** Run one COPY/ADD into `r.layer`. */
@@ -254,5 +263,5 @@ export function copyIntoLayer(r: CopyRequest): void {
       copyEntry(host, st, join(ensureParents(r, posix.dirname(realDest), times), posix.basename(realDest)), r, times);
     }
   }
-  for (const [p, t] of times.reverse()) utimesSync(p, t, t);
+  settleTimes(times);
 }
