@@ -34,32 +34,54 @@ function listedByConnection(h: MessageHead): Set<number> | undefined {
   return out;
 }
 
+/** Byte runs [start, end) of the head being assembled (assemble() is synchronous). */
+const RUNS: number[] = [];
+
 /**
- * One buffer: `prefix`, bytes [lineFrom, lineTo) of the start line, `mid`, the kept header lines,
- * `tail` (latin1) and then `body`, so head and first body bytes go out in
- * one write.
+ * One buffer: `prefix`, bytes [lineFrom, lineTo) of the start line, `mid`,
+ * the header lines whose kind is in `keep` (a bit mask), `tail` (latin1)
+ * and then `body`, so head and first body bytes go out in one write.
+ * Kept lines that are adjacent in the message (most of them: only the
+ * hop-by-hop ones are left out) are copied as one run.
  */
-function assemble(h: MessageHead, prefix: string, lineFrom: number, lineTo: number, mid: string, keep: (kind: number) => boolean, tail: string[], body: Buffer | null): Buffer {
+function assemble(h: MessageHead, prefix: string, lineFrom: number, lineTo: number, mid: string, keep: number, tail: string, body: Buffer | null): Buffer {
   const { buf, fields } = h;
   const listed = h.connection ? listedByConnection(h) : undefined;
-  let size = prefix.length + (lineTo - lineFrom) + mid.length + (body ? body.length : 0);
-  for (let i = 0; i < tail.length; i++) size += tail[i]!.length;
+  const runs = RUNS;
+  let nr = 0;
+  let size = prefix.length + mid.length + tail.length + (body ? body.length : 0);
+  // With nothing between them, the start line and the first header line are one run.
+  if (mid.length === 0) {
+    runs[0] = lineFrom;
+    runs[1] = lineTo;
+    nr = 2;
+  } else size += lineTo - lineFrom;
   for (let i = 0; i < h.nf; i += FIELD) {
-    if (keep(fields[i + 2]!) && !listed?.has(i / FIELD)) size += fields[i + 1]! + 2 - fields[i]!;
+    if (((keep >> fields[i + 2]!) & 1) === 0 || (listed !== undefined && listed.has(i / FIELD))) continue;
+    const s = fields[i]!;
+    const e = fields[i + 1]! + 2;
+    if (nr > 0 && runs[nr - 1] === s) runs[nr - 1] = e;
+    else {
+      runs[nr] = s;
+      runs[nr + 1] = e;
+      nr += 2;
+    }
   }
+  for (let r = 0; r < nr; r += 2) size += runs[r + 1]! - runs[r]!;
   const out = Buffer.allocUnsafe(size);
   let o = writeLatin1(out, prefix, 0);
-  o += copyBytes(buf, lineFrom, lineTo, out, o);
-  o += writeLatin1(out, mid, o);
-  for (let i = 0; i < h.nf; i += FIELD) {
-    if (keep(fields[i + 2]!) && !listed?.has(i / FIELD)) o += copyBytes(buf, fields[i]!, fields[i + 1]! + 2, out, o);
+  if (mid.length !== 0) {
+    o += copyBytes(buf, lineFrom, lineTo, out, o);
+    o += writeLatin1(out, mid, o);
   }
-  for (let i = 0; i < tail.length; i++) o += writeLatin1(out, tail[i]!, o);
+  for (let r = 0; r < nr; r += 2) o += copyBytes(buf, runs[r]!, runs[r + 1]!, out, o);
+  o += writeLatin1(out, tail, o);
   if (body) copyBytes(body, 0, body.length, out, o);
   return out;
 }
 
-const keepUp = (kind: number) => kind === OTHER || kind === HOST || kind === CONTENT_LENGTH;
+const bit = (kind: number) => 1 << kind;
+const KEEP_UP = bit(OTHER) | bit(HOST) | bit(CONTENT_LENGTH);
 
 /**
  * The request head for a machine, as HTTP/1.1: the client's headers
@@ -68,20 +90,18 @@ const keepUp = (kind: number) => kind === OTHER || kind === HOST || kind === CON
  */
 export function upstreamHead(h: RequestHead, info: ForwardInfo, body: Buffer | null = null): Buffer {
   const xff = h.forwardedFor;
-  // Pieces written one after the other (no concatenated string per request).
-  const t = TAIL;
-  t[0] = xff ? `X-Forwarded-For: ${xff}, ` : 'X-Forwarded-For: ';
-  t[1] = info.clientIp;
-  t[2] = '\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: ';
-  t[3] = h.host ?? '';
-  t[4] = info.connTail ?? connectionTail(info.clientIp, info.port);
-  t[5] = info.requestId;
-  t[6] = h.upgrade !== undefined ? `\r\nConnection: Upgrade\r\nUpgrade: ${h.upgrade}\r\n\r\n` : h.chunked ? '\r\nTransfer-Encoding: chunked\r\n\r\n' : '\r\n\r\n';
+  // One string (a rope: V8 writes it out without flattening), one native write.
+  const tail =
+    (xff ? `X-Forwarded-For: ${xff}, ` : 'X-Forwarded-For: ') +
+    info.clientIp +
+    '\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: ' +
+    (h.host ?? '') +
+    (info.connTail ?? connectionTail(info.clientIp, info.port)) +
+    info.requestId +
+    (h.upgrade !== undefined ? `\r\nConnection: Upgrade\r\nUpgrade: ${h.upgrade}\r\n\r\n` : h.chunked ? '\r\nTransfer-Encoding: chunked\r\n\r\n' : '\r\n\r\n');
   // Request line up to "HTTP/1." as sent; the version becomes 1.1.
-  return assemble(h, '', h.start, h.lineEnd - 1, '1\r\n', keepUp, t, body);
+  return assemble(h, '', h.start, h.lineEnd - 1, '1\r\n', KEEP_UP, tail, body);
 }
-/** Scratch for upstreamHead (assemble() is synchronous). */
-const TAIL: string[] = ['', '', '', '', '', '', ''];
 
 /**
  * A machine's response head for the client (as HTTP/1.1), hop-by-hop
@@ -89,16 +109,12 @@ const TAIL: string[] = ['', '', '', '', '', '', ''];
  * / Connection lines the proxy decided on) appended, then `body`.
  */
 export function downstreamHead(h: ResponseHead, requestId: string, framing: string, body: Buffer | null = null): Buffer {
-  const keep = h.transferEncoding ? keepDownTE : keepDown;
+  const keep = h.transferEncoding ? KEEP_DOWN_TE : KEEP_DOWN;
   // "HTTP/1.1" + the status line after the version.
-  const t = DOWN_TAIL;
-  t[1] = requestId;
-  t[3] = framing;
-  return assemble(h, 'HTTP/1.1', h.start + 8, h.lineEnd + 2, '', keep, t, body);
+  return assemble(h, 'HTTP/1.1', h.start + 8, h.lineEnd + 2, '', keep, 'Fly-Request-Id: ' + requestId + '\r\n' + framing + '\r\n', body);
 }
-const DOWN_TAIL: string[] = ['Fly-Request-Id: ', '', '\r\n', '', '\r\n'];
-const keepDown = (kind: number) => kind === OTHER || kind === HOST || kind === CONTENT_LENGTH || kind === OWN || kind === X_FORWARDED_FOR;
-const keepDownTE = (kind: number) => kind !== CONTENT_LENGTH && keepDown(kind);
+const KEEP_DOWN = KEEP_UP | bit(OWN) | bit(X_FORWARDED_FOR);
+const KEEP_DOWN_TE = KEEP_DOWN & ~bit(CONTENT_LENGTH);
 
 /** A 1xx answer relayed as the machine sent it, plus the request id (101). */
 export function interimHead(h: ResponseHead, requestId: string | undefined): Buffer {
