@@ -320,21 +320,23 @@ export class Builder {
     const image = `${this.host}/${app}:${tag}`;
     out(`building ${app} with Hangar's builder (layer cache ${req.noCache ? 'off' : 'on'})`);
     const say = (line: string) => out(redact(line, req.secrets));
-    let state;
+    let digest: string;
     try {
-      state = await this.native.build(
+      digest = await this.native.build(
         req.app,
         { ...input, ...(req.target ? { target: req.target } : {}), buildArgs: req.buildArgs ?? {}, secrets: req.secrets ?? {}, noCache: req.noCache ?? false },
         say,
+        (state) => {
+          lap('build');
+          out(`pushing ${image}`);
+          return this.native.publish(state, new RegistryPusher(`http://${this.host}`, token), app, tag);
+        },
         signal,
       );
     } catch (e) {
       if (e instanceof HangarError) throw new HangarError(e.code, redact(e.message, req.secrets), { status: e.status });
       throw e;
     }
-    lap('build');
-    out(`pushing ${image}`);
-    const digest = await this.native.publish(state, new RegistryPusher(`http://${this.host}`, token), app, tag);
     lap('push');
     const durationMs = Date.now() - started;
     out(`built in ${(durationMs / 1000).toFixed(2)} s (${timings.map(([n, ms]) => `${n} ${(ms / 1000).toFixed(2)}`).join(', ')})`);

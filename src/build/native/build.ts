@@ -81,7 +81,7 @@ export class NativeBuild {
   private readonly views = new Map<string, Promise<string>>();
   private readonly mounted: string[] = [];
   private readonly tmp: string[] = [];
-  private readonly release: Array<() => void> = [];
+  private readonly holds: Array<() => void> = [];
   private step = 0;
   private total = 0;
 
@@ -90,12 +90,21 @@ export class NativeBuild {
     private readonly d: NativeBuildDeps,
   ) {}
 
-  /** Build the target stage (default: the last). */
+  /**
+   * Build the target stage (default: the last). The layer and base dirs the
+   * result uses stay held against pruning until `release()`.
+   */
   async run(): Promise<StageState> {
     const { dockerfile: df, buildArgs } = this.req;
     for (const [k, v] of Object.entries(PLATFORM_ARGS)) this.globals.set(k, v);
     for (const a of df.globalArgs) {
-      const v = buildArgs[a.name] ?? (a.default !== undefined ? this.expand(a.default, (n) => this.globals.get(n)) : undefined);
+      let v: string | undefined;
+      try {
+        v = buildArgs[a.name] ?? (a.default !== undefined ? this.expand(a.default, (n) => this.globals.get(n)) : undefined);
+      } catch (e) {
+        if (e instanceof DockerfileError) throw new HangarError('BAD_DOCKERFILE', `Dockerfile: global ARG ${a.name}: ${e.message}`, { status: 400 });
+        throw e;
+      }
       if (a.name in buildArgs) this.usedArgs.add(a.name);
       if (v !== undefined) this.globals.set(a.name, v);
       else this.globals.delete(a.name);
@@ -114,16 +123,18 @@ export class NativeBuild {
       const unused = Object.keys(buildArgs).filter((k) => !this.usedArgs.has(k) && !PREDEFINED.has(k));
       if (unused.length) this.d.out(`[Warning] one or more build args were not consumed: ${unused.join(', ')}`);
       return state;
+    } catch (e) {
+      this.release();
+      throw e;
     } finally {
-      await this.cleanup();
+      for (const mp of this.mounted.splice(0).reverse()) await run('umount', [mp], { allowFailure: true });
+      for (const t of this.tmp.splice(0)) rmSync(t, { recursive: true, force: true });
     }
   }
 
-  /** Release views and scratch dirs; safe to call twice. */
-  private async cleanup(): Promise<void> {
-    for (const mp of this.mounted.splice(0).reverse()) await run('umount', [mp], { allowFailure: true });
-    for (const t of this.tmp.splice(0)) rmSync(t, { recursive: true, force: true });
-    for (const r of this.release.splice(0)) r();
+  /** Let the cache prune what this build used (once its image is pushed). */
+  release(): void {
+    for (const r of this.holds.splice(0)) r();
   }
 
   private expand(word: string, lookup: (n: string) => string | undefined): string {
@@ -194,7 +205,7 @@ export class NativeBuild {
     } else {
       const base = await this.d.resolveBase(from, this.d.signal);
       if (base.config.config?.OnBuild?.length) throw new UnsupportedFeature(`base image ${from} has ONBUILD triggers`, stage.line);
-      this.release.push(this.d.cache.hold([base.dir]));
+      this.holds.push(this.d.cache.hold([base.dir]));
       const diffIds = base.config.rootfs?.diff_ids ?? [];
       state = {
         key: keyOf('base', base.digest),
@@ -364,7 +375,7 @@ export class NativeBuild {
       record = { layer: empty ? null : id, bytes: empty ? 0 : treeBytes(abs), created: new Date().toISOString() };
       this.d.cache.put(key, record);
     }
-    if (record.layer) this.release.push(this.d.cache.hold([this.d.cache.layerDir(record.layer)]));
+    if (record.layer) this.holds.push(this.d.cache.hold([this.d.cache.layerDir(record.layer)]));
     const created = record.layer && record.created > s.created ? record.created : s.created;
     return {
       ...s,
@@ -427,7 +438,7 @@ export class NativeBuild {
         source = async () => ({ root: await this.view(other), patterns, keepOwners: true });
       } else {
         const base = await this.d.resolveBase(from, this.d.signal);
-        this.release.push(this.d.cache.hold([base.dir]));
+        this.holds.push(this.d.cache.hold([base.dir]));
         sourceKey = `image:${base.digest}`;
         source = async () => ({ root: this.d.cache.abs(base.dir), patterns, keepOwners: true });
       }

@@ -46,8 +46,15 @@ export class NativeBuilder {
     }
   }
 
-  build(app: App, req: NativeBuildRequest, out: (line: string) => void, signal?: AbortSignal): Promise<StageState> {
-    return new NativeBuild(req, { cache: this.cache, sandbox: this.sandbox, resolveBase: (ref, sig) => this.resolveBase(app, ref, sig), out, ...(signal ? { signal } : {}) }).run();
+  /** Build, then `publish` the result; the cache keeps what it uses until `publish` returns. */
+  async build<T>(app: App, req: NativeBuildRequest, out: (line: string) => void, publish: (state: StageState) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    const build = new NativeBuild(req, { cache: this.cache, sandbox: this.sandbox, resolveBase: (ref, sig) => this.resolveBase(app, ref, sig), out, ...(signal ? { signal } : {}) });
+    const state = await build.run();
+    try {
+      return await publish(state);
+    } finally {
+      build.release();
+    }
   }
 
   /** Keep the cache within its budget; called after each build. */
