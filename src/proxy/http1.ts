@@ -266,6 +266,42 @@ function parseLength(buf: Buffer, vs: number, ve: number, status: number, what: 
 }
 
 
+const METHODS = ['GET', 'POST', 'HEAD', 'PUT', 'DELETE', 'OPTIONS', 'PATCH'].map((m) => [Buffer.from(m), m] as const);
+
+/** Bytes buf[s, e) equal `lit`. */
+function sameBytes(buf: Buffer, s: number, e: number, lit: Uint8Array): boolean {
+  if (e - s !== lit.length) return false;
+  for (let i = 0; i < lit.length; i++) if (buf[s + i] !== lit[i]) return false;
+  return true;
+}
+
+/** The method as a string: the common ones without decoding. */
+function methodOf(buf: Buffer, s: number, e: number): string {
+  for (let k = 0; k < METHODS.length; k++) if (sameBytes(buf, s, e, METHODS[k]![0])) return METHODS[k]![1];
+  return buf.toString('latin1', s, e);
+}
+
+/** The last Host value decoded, and its bytes: clients send the same Host request after request. */
+const lastHost = { bytes: Buffer.alloc(256), len: -1, str: '' };
+
+function hostOf(buf: Buffer, s: number, e: number): string {
+  const n = e - s;
+  const c = lastHost;
+  if (n === c.len) {
+    const b = c.bytes;
+    let i = 0;
+    while (i < n && buf[s + i] === b[i]) i++;
+    if (i === n) return c.str;
+  }
+  const str = buf.toString('latin1', s, e);
+  if (n <= c.bytes.length) {
+    buf.copy(c.bytes, 0, s, e);
+    c.len = n;
+    c.str = str;
+  }
+  return str;
+}
+
 /**
  * Parses a request head in buf[start, end) (end from headEnd()). Throws
  * HttpError (400/501) for anything malformed or ambiguous.
@@ -292,7 +328,7 @@ export function parseRequestHead(buf: Buffer, start: number, end: number): Reque
     fields: [],
     nf: 0,
     connFlags: 0,
-    method: buf.toString('latin1', start, me),
+    method: methodOf(buf, start, me),
     minor: buf[p + 8] === 49 ? 1 : 0,
     contentLength: -1,
     chunked: false,
@@ -313,7 +349,7 @@ export function parseRequestHead(buf: Buffer, start: number, end: number): Reque
     switch (f[i + 2]) {
       case HOST:
         if (++hosts > 1) throw new HttpError(400, 'more than one Host header in the request');
-        h.host = buf.toString('latin1', vs, ve);
+        h.host = hostOf(buf, vs, ve);
         break;
       case CONTENT_LENGTH:
         if (h.contentLength >= 0) throw new HttpError(400, 'more than one Content-Length header in the request');

@@ -126,3 +126,11 @@ test('forwarded heads keep the bytes of kept headers and drop hop-by-hop ones', 
   assert.match(up, /\r\nX-Forwarded-Host: a\.localhost\r\n/);
   assert.match(up, /\r\nFly-Request-Id: rid-1\r\n\r\n$/);
 });
+
+test('method and Host strings: common methods and a repeated Host are reused, every other value decoded', () => {
+  const seq = ['alpha.localhost', 'bravo.localhost', 'bravo.localhost', 'BRAVO.localhost', 'bravo.localhos', 'alpha.localhost'];
+  for (const host of seq) assert.equal(req(`GET / HTTP/1.1\r\nHost: ${host}\r\n\r\n`).host, host);
+  for (const m of ['GET', 'POST', 'HEAD', 'PUT', 'DELETE', 'OPTIONS', 'PATCH', 'PROPFIND', 'GETX', 'GE', 'get']) {
+    assert.equal(req(`${m} / HTTP/1.1\r\nHost: a\r\n\r\n`).method, m);
+  }
+});
