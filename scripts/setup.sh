@@ -13,6 +13,8 @@ apt_need() { APT_PACKAGES+=("$@"); }
 
 # Packages every part of Hangar uses.
 apt_need ca-certificates git build-essential python3 sqlite3
+# Bundles the CLI into one file at build time (faster start; scripts/bundle-cli.mjs).
+apt_need esbuild
 
 SETUP_STEPS=()
 for step in "$HANGAR_ROOT"/scripts/setup.d/*.sh; do

@@ -21,7 +21,9 @@ export const daemonCommands: Command[] = [
       const mirrorUpstream = (flags['mirror-upstream'] as string | undefined) ?? process.env.HANGAR_MIRROR_UPSTREAM ?? 'https://registry-1.docker.io';
       // Loaded here, not at the top: every other command (deploy included)
       // would otherwise pay ~150 ms to load the whole daemon at start-up.
-      const { startDaemon } = await import('../../daemon/index.js');
+      // A variable, not a literal, so the CLI bundle (scripts/bundle-cli.mjs) leaves the daemon out; bin/hangar runs `hangar daemon` unbundled.
+      const daemonModule = '../../daemon/index.js';
+      const { startDaemon } = (await import(daemonModule)) as typeof import('../../daemon/index.js');
       const daemon = await startDaemon({ dataDir, listen, ...(proxyListen ? { proxyListen } : {}), ...(proxyDomain ? { proxyDomain } : {}), mirrorUpstream });
       out.info(`hangar daemon ready on ${daemon.url} (data dir ${dataDir}); admin token in ${dataDir}/admin-token`);
       await new Promise<void>((resolve) => {
