@@ -125,10 +125,20 @@ export class NativeBuild {
       return state;
     } catch (e) {
       this.release();
+      await this.cleanup();
       throw e;
-    } finally {
-      for (const mp of this.mounted.splice(0).reverse()) await run('umount', [mp], { allowFailure: true });
-      for (const t of this.tmp.splice(0)) rmSync(t, { recursive: true, force: true });
+    }
+  }
+
+  /** Unmount views and remove scratch dirs (after the push: nothing waits for it). */
+  async cleanup(): Promise<void> {
+    for (const mp of this.mounted.splice(0).reverse()) await run('umount', [mp], { allowFailure: true });
+    for (const t of this.tmp.splice(0)) {
+      try {
+        rmSync(t, { recursive: true, force: true });
+      } catch {
+        // Still mounted (umount failed): the next daemon start's recovery takes it.
+      }
     }
   }
 

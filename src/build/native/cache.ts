@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { run } from '../../shared/process.js';
 import type { LayerBlob } from './layer-tar.js';
 
 /**
@@ -137,8 +138,22 @@ export class BuildCache {
       rmSync(join(this.root, 'bases', b.n), { recursive: true, force: true });
       removedDirs++;
     }
-    rmSync(join(this.root, 'tmp'), { recursive: true, force: true });
-    mkdirSync(join(this.root, 'tmp'), { recursive: true, mode: 0o700 });
     return { removedSteps, removedDirs };
+  }
+
+  /**
+   * Scratch left by a daemon that died mid-build: unmount its views, then
+   * remove it. Run once before the first build.
+   */
+  async recover(): Promise<void> {
+    const tmp = join(this.root, 'tmp');
+    const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .map((l) => l.split(' ')[4] ?? '')
+      .filter((m) => m.startsWith(`${tmp}/`))
+      .reverse();
+    for (const m of mounts) await run('umount', ['-l', m], { allowFailure: true });
+    rmSync(tmp, { recursive: true, force: true });
+    mkdirSync(tmp, { recursive: true, mode: 0o700 });
   }
 }

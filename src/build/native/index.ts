@@ -29,6 +29,7 @@ export interface NativeBuilderOptions {
 export class NativeBuilder {
   readonly cache: BuildCache;
   private readonly sandbox: Sandbox;
+  private recovered: Promise<void> | undefined;
 
   constructor(private readonly o: NativeBuilderOptions) {
     this.cache = new BuildCache(o.root);
@@ -48,12 +49,14 @@ export class NativeBuilder {
 
   /** Build, then `publish` the result; the cache keeps what it uses until `publish` returns. */
   async build<T>(app: App, req: NativeBuildRequest, out: (line: string) => void, publish: (state: StageState) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    await (this.recovered ??= this.cache.recover());
     const build = new NativeBuild(req, { cache: this.cache, sandbox: this.sandbox, resolveBase: (ref, sig) => this.resolveBase(app, ref, sig), out, ...(signal ? { signal } : {}) });
     const state = await build.run();
     try {
       return await publish(state);
     } finally {
       build.release();
+      void build.cleanup();
     }
   }
 
