@@ -1,7 +1,6 @@
 import { spawn } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createHash } from 'node:crypto';
-import { basename, join } from 'node:path';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Accounts, App } from '../accounts/index.js';
 import type { Store } from '../store/index.js';
@@ -13,7 +12,6 @@ import { ensureMirrorOwner, MIRROR_NAMESPACE, seedMirror, defaultCacheDir, BASE_
 import { RegistryPusher } from './push.js';
 import { NativeBuilder, UnsupportedFeature } from './native/index.js';
 import type { Dockerfile } from './native/dockerfile.js';
-import { applyMetadataTail, splitMetadataTail, type ImageConfigFile, type MetadataTail } from './tail.js';
 
 export interface BuilderOptions {
   dataDir: string;
@@ -178,7 +176,7 @@ export class Builder {
     try {
       await extractContext(context, ctxDir);
       lap('context');
-      let dockerfile = join(ctxDir, req.dockerfile);
+      const dockerfile = join(ctxDir, req.dockerfile);
       if (req.dockerfile.split('/').includes('..') || !existsSync(dockerfile)) {
         throw new HangarError('NO_DOCKERFILE', `the build context has no ${req.dockerfile}; pass --dockerfile PATH relative to the context`, { status: 400 });
       }
@@ -195,17 +193,6 @@ export class Builder {
         }
       } else if (parsed) {
         out(`note: Hangar's builder does not do ${parsed.reason}${parsed.line ? ` (Dockerfile line ${parsed.line})` : ''}; building with buildah instead`);
-      }
-      const configTail = this.metadataTail(req, text);
-      if (configTail) {
-        // buildah gets the Dockerfile without its tail, written outside the
-        // context so that a COPY of the context still copies the original.
-        const dir = join(work, 'dockerfile');
-        mkdirSync(dir);
-        const head = join(dir, basename(dockerfile));
-        writeFileSync(head, configTail.head);
-        if (existsSync(`${dockerfile}.dockerignore`)) copyFileSync(`${dockerfile}.dockerignore`, `${head}.dockerignore`);
-        dockerfile = head;
       }
       this.writeRegistriesConf();
       await this.ensureMirror(out);
@@ -240,10 +227,7 @@ export class Builder {
         '-t', image,
         ctxDir,
       ];
-      out(
-        `building ${app} with buildah (storage ${this.storageDriver}, layer cache ${req.noCache ? 'off' : 'on'})` +
-          (configTail ? `; the last ${configTail.steps.length} config-only instruction(s) (${configTail.steps.map((st) => st.keyword).join(', ')}) are written into the image config after the build` : ''),
-      );
+      out(`building ${app} with buildah (storage ${this.storageDriver}, layer cache ${req.noCache ? 'off' : 'on'})`);
       const tail: string[] = [];
       let lastStep = '';
       const code = await this.buildah(args, this.env(authFile), (line) => {
@@ -274,11 +258,7 @@ export class Builder {
         signal,
       );
       if (pcode !== 0) throw new HangarError('PUSH_FAILED', `pushing ${image} to Hangar's registry failed: ${pushTail.slice(-5).join(' | ')}`, { status: 502 });
-      let digest = readFileSync(digestFile, 'utf8').trim();
-      if (configTail) {
-        digest = await this.applyTail(app, tag, digest, configTail, token);
-        for (const st of configTail.steps) out(redact(`CONFIG: ${st.keyword} ${st.args}`, req.secrets));
-      }
+      const digest = readFileSync(digestFile, 'utf8').trim();
       lap('push');
       const durationMs = Date.now() - started;
       out(`built in ${(durationMs / 1000).toFixed(2)} s (${timings.map(([n, ms]) => `${n} ${(ms / 1000).toFixed(2)}`).join(', ')})`);
@@ -342,33 +322,6 @@ export class Builder {
     out(`built in ${(durationMs / 1000).toFixed(2)} s (${timings.map(([n, ms]) => `${n} ${(ms / 1000).toFixed(2)}`).join(', ')})`);
     out(`image: ${image}@${digest}`);
     return { image, repository: app, tag, digest, ref: `${image}@${digest}`, durationMs };
-  }
-
-  /** The Dockerfile's metadata tail when Hangar can apply it itself (not with --target, not when HANGAR_BUILD_CONFIG_TAIL=0). */
-  private metadataTail(req: BuildRequest, text: string): MetadataTail | undefined {
-    if (req.target || process.env.HANGAR_BUILD_CONFIG_TAIL === '0') return undefined;
-    return splitMetadataTail(text);
-  }
-
-  /**
-   * Write the tail into the pushed image: a new config blob and manifest
-   * (same layers) under the same tag. Returns the new manifest digest.
-   */
-  private async applyTail(app: string, tag: string, digest: string, tail: MetadataTail, token: string): Promise<string> {
-    const fail = (why: string) => new HangarError('PUSH_FAILED', `could not finish the image config of ${app}:${tag}: ${why}; build again with HANGAR_BUILD_CONFIG_TAIL=0 on the daemon if this persists`, { status: 502 });
-    const manifestPath = this.o.images.blobPath(digest);
-    if (!manifestPath) throw fail(`the pushed manifest ${digest} is not in the registry`);
-    const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as { mediaType?: string; config: { digest: string; size: number; mediaType: string } };
-    const configPath = this.o.images.blobPath(manifest.config.digest);
-    if (!configPath) throw fail(`its config blob ${manifest.config.digest} is not in the registry`);
-    const config = Buffer.from(JSON.stringify(applyMetadataTail(JSON.parse(readFileSync(configPath, 'utf8')) as ImageConfigFile, tail)));
-    const configDigest = `sha256:${createHash('sha256').update(config).digest('hex')}`;
-    const next = Buffer.from(JSON.stringify({ ...manifest, config: { ...manifest.config, digest: configDigest, size: config.length } }));
-    const pusher = new RegistryPusher(`http://${this.host}`, token);
-    await pusher.pushBlob(app, configDigest, config);
-    const mediaType = manifest.mediaType ?? 'application/vnd.oci.image.manifest.v1+json';
-    await pusher.putManifest(app, tag, next, mediaType);
-    return `sha256:${createHash('sha256').update(next).digest('hex')}`;
   }
 
   private buildah(args: string[], env: NodeJS.ProcessEnv, onLine: (l: string) => void, signal?: AbortSignal): Promise<number> {

@@ -99,12 +99,10 @@ test('native builder: the same image as buildah, file for file', { timeout: 900_
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /with Hangar's builder/);
     process.env.HANGAR_BUILDER = 'buildah';
-    process.env.HANGAR_BUILD_CONFIG_TAIL = '0';
     try {
       r = await env.cli(['deploy', '--build-only', '--push', '--image-label', 'buildah'], dir);
     } finally {
       delete process.env.HANGAR_BUILDER;
-      delete process.env.HANGAR_BUILD_CONFIG_TAIL;
     }
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /with buildah/);
