@@ -7,6 +7,7 @@ import type { Store } from '../store/index.js';
 import type { Logger } from '../shared/log.js';
 import type { DeployImageStore } from '../deploy/images.js';
 import { HangarError } from '../shared/errors.js';
+import { lineSplitter } from '../shared/process.js';
 import { deploymentTag, isValidLabel } from './tags.js';
 import { ensureMirrorOwner, MIRROR_NAMESPACE, seedMirror, defaultCacheDir, BASE_IMAGES } from './mirror.js';
 import { RegistryPusher } from './push.js';
@@ -327,20 +328,8 @@ export class Builder {
   private buildah(args: string[], env: NodeJS.ProcessEnv, onLine: (l: string) => void, signal?: AbortSignal): Promise<number> {
     return new Promise((resolve, reject) => {
       const child = spawn(this.o.buildahPath ?? 'buildah', args, { env, stdio: ['ignore', 'pipe', 'pipe'], signal });
-      const split = () => {
-        let buf = '';
-        return (d: Buffer) => {
-          buf += d.toString('utf8');
-          let i;
-          while ((i = buf.search(/[\r\n]/)) >= 0) {
-            const line = buf.slice(0, i);
-            buf = buf.slice(i + 1);
-            if (line.trim()) onLine(line);
-          }
-        };
-      };
-      child.stdout.on('data', split());
-      child.stderr.on('data', split());
+      child.stdout.on('data', lineSplitter(onLine));
+      child.stderr.on('data', lineSplitter(onLine));
       child.on('error', (e: NodeJS.ErrnoException) => {
         if (e.name === 'AbortError') return resolve(130);
         reject(new HangarError('MISSING_TOOL', e.code === 'ENOENT' ? 'buildah is not installed on the Hangar host: run scripts/setup.sh' : `could not run buildah: ${e.message}`, { status: 500 }));

@@ -167,30 +167,21 @@ export async function seedMirror(o: { registryUrl: string; token: string; cacheD
     const layer = await layerOf(tar);
     // A fixed creation time keeps the config, and so the digest, stable across seeds.
     const created = '2025-05-20T00:00:00Z';
-    const config = Buffer.from(
-      JSON.stringify({
+    await pusher.pushBlob(repo, layer.digest, { file: layer.path });
+    const digest = await pusher.pushImage(
+      repo,
+      image.tags,
+      {
         created,
         architecture: 'amd64',
         os: 'linux',
         config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: ['bash'] },
         rootfs: { type: 'layers', diff_ids: [layer.diffId] },
         history: [{ created, created_by: `mmdebstrap --variant=minbase ${image.suite} (Hangar mirror of docker.io/${image.repository})` }],
-      }),
+      },
+      [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: layer.digest, size: layer.size }],
+      { 'org.opencontainers.image.source': 'https://salsa.debian.org/debian/mmdebstrap', 'org.opencontainers.image.ref.name': `docker.io/${image.repository}` },
     );
-    const configDigest = `sha256:${createHash('sha256').update(config).digest('hex')}`;
-    await pusher.pushBlob(repo, layer.digest, { file: layer.path });
-    await pusher.pushBlob(repo, configDigest, config);
-    const manifest = Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: 'application/vnd.oci.image.manifest.v1+json',
-        config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length },
-        layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: layer.digest, size: layer.size }],
-        annotations: { 'org.opencontainers.image.source': 'https://salsa.debian.org/debian/mmdebstrap', 'org.opencontainers.image.ref.name': `docker.io/${image.repository}` },
-      }),
-    );
-    let digest = '';
-    for (const tag of image.tags) digest = await pusher.putManifest(repo, tag, manifest, 'application/vnd.oci.image.manifest.v1+json');
     progress(`seeded ${repo}:${image.tags.join(',')} (${digest})`);
     results.push({ repository: repo, tags: image.tags, digest, pushed: true });
   }

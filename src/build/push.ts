@@ -1,6 +1,9 @@
+import { createHash } from 'node:crypto';
 import { createReadStream, statSync } from 'node:fs';
 import { request } from 'node:http';
 import { HangarError } from '../shared/errors.js';
+
+const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 
 /**
  * A minimal OCI distribution client for pushing into Hangar's own registry
@@ -65,6 +68,27 @@ export class RegistryPusher {
     const r = await this.call('PUT', `/v2/${repo}/manifests/${tag}`, manifest, { 'content-type': mediaType, 'content-length': String(manifest.length) });
     if (r.status !== 201) throw new HangarError('PUSH_FAILED', `pushing manifest ${repo}:${tag} failed (HTTP ${r.status}): ${r.text.slice(0, 500)}`, { status: 502 });
     return String(r.headers['docker-content-digest'] ?? '');
+  }
+
+  /**
+   * Push an image config and its OCI manifest under each of `tags` (the
+   * layers must already be in `repo`). Returns the manifest digest.
+   */
+  async pushImage(repo: string, tags: string[], config: object, layers: Array<{ mediaType: string; digest: string; size: number }>, annotations?: Record<string, string>): Promise<string> {
+    const configBytes = Buffer.from(JSON.stringify(config));
+    const configDigest = `sha256:${createHash('sha256').update(configBytes).digest('hex')}`;
+    await this.pushBlob(repo, configDigest, configBytes);
+    const manifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: OCI_MANIFEST,
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: configBytes.length },
+        layers,
+        ...(annotations ? { annotations } : {}),
+      }),
+    );
+    for (const tag of tags) await this.putManifest(repo, tag, manifest, OCI_MANIFEST);
+    return `sha256:${createHash('sha256').update(manifest).digest('hex')}`;
   }
 
   /** The manifest digest a tag points at, or undefined. */

@@ -59,3 +59,25 @@ export function run(
     else child.stdin!.end();
   });
 }
+
+/**
+ * A `data` listener that hands a child's output to `onLine` a line at a
+ * time (CR or LF ends a line; blank lines are dropped; a line that grows
+ * past 64 KiB without an end is passed on as it is).
+ */
+export function lineSplitter(onLine: (line: string) => void): (chunk: Buffer) => void {
+  let buf = '';
+  return (d) => {
+    buf += d.toString('utf8');
+    let i;
+    while ((i = buf.search(/[\r\n]/)) >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      if (line.trim()) onLine(line);
+    }
+    if (buf.length > 64 * 1024) {
+      onLine(buf);
+      buf = '';
+    }
+  };
+}

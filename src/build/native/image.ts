@@ -1,5 +1,3 @@
-import { createHash } from 'node:crypto';
-import type { RegistryPusher } from '../push.js';
 
 /** The container config of an OCI image config (Docker's capitalised keys). */
 export interface ContainerConfig {
@@ -51,21 +49,4 @@ export function ociLayerType(mediaType: string): string {
     default:
       return mediaType;
   }
-}
-
-/** Push an image config and its OCI manifest (layers must already be in `repo`). Returns the manifest digest. */
-export async function pushManifest(pusher: RegistryPusher, repo: string, tag: string, config: ImageConfigJson, layers: LayerDescriptor[]): Promise<string> {
-  const configBytes = Buffer.from(JSON.stringify(config));
-  const configDigest = `sha256:${createHash('sha256').update(configBytes).digest('hex')}`;
-  await pusher.pushBlob(repo, configDigest, configBytes);
-  const manifest = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: configBytes.length },
-      layers,
-    }),
-  );
-  await pusher.putManifest(repo, tag, manifest, 'application/vnd.oci.image.manifest.v1+json');
-  return `sha256:${createHash('sha256').update(manifest).digest('hex')}`;
 }

@@ -9,7 +9,7 @@ import type { RegistryPusher } from '../push.js';
 import { BuildCache } from './cache.js';
 import { NativeBuild, type BaseImage, type NativeBuildRequest, type StageState } from './build.js';
 import { DockerfileError, parseDockerfile, UnsupportedFeature, type Dockerfile } from './dockerfile.js';
-import { ociLayerType, pushManifest, type ImageConfigJson, type LayerDescriptor } from './image.js';
+import { ociLayerType, type ImageConfigJson, type LayerDescriptor } from './image.js';
 import { writeLayerBlob } from './layer-tar.js';
 import { Sandbox } from './sandbox.js';
 
@@ -146,7 +146,7 @@ export class NativeBuilder {
         rootfs: { type: 'layers', diff_ids: diffIds },
         history: state.history,
       };
-      return await pushManifest(pusher, repo, tag, config, layers);
+      return await pusher.pushImage(repo, [tag], config, layers);
     } finally {
       rmSync(scratch, { recursive: true, force: true });
     }

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { run } from '../../shared/process.js';
+import { lineSplitter, run } from '../../shared/process.js';
 
 /**
  * RUN steps: the command runs chrooted in an overlay of the stage's layers,
@@ -132,24 +132,8 @@ export class Sandbox {
     ];
     return new Promise((resolve, reject) => {
       const child = spawn('unshare', args, { cwd: step.cwd, stdio: ['ignore', 'pipe', 'pipe'], signal: step.signal, env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
-      const split = () => {
-        let buf = '';
-        return (d: Buffer) => {
-          buf += d.toString('utf8');
-          let i;
-          while ((i = buf.search(/[\r\n]/)) >= 0) {
-            const line = buf.slice(0, i);
-            buf = buf.slice(i + 1);
-            if (line.trim()) step.onLine(line);
-          }
-          if (buf.length > 64 * 1024) {
-            step.onLine(buf);
-            buf = '';
-          }
-        };
-      };
-      child.stdout.on('data', split());
-      child.stderr.on('data', split());
+      child.stdout.on('data', lineSplitter(step.onLine));
+      child.stderr.on('data', lineSplitter(step.onLine));
       child.on('error', (e: NodeJS.ErrnoException) => (e.name === 'AbortError' ? resolve(130) : reject(e)));
       child.on('close', (code, sig) => resolve(code ?? (sig ? 128 : 1)));
     });
