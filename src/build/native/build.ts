@@ -3,10 +3,11 @@ import { chmodSync, chownSync, lstatSync, mkdirSync, openSync, readdirSync, read
 import { join, posix, relative } from 'node:path';
 import { HangarError } from '../../shared/errors.js';
 import { run } from '../../shared/process.js';
-import { DockerfileError, expandWord, expandWords, isRemoteSource, UnsupportedFeature, type CommandForm, type Dockerfile, type Instruction, type Stage } from './dockerfile.js';
+import { DockerfileError, expandWord, expandWords, isRemoteSource, UnsupportedFeature, type Dockerfile, type Instruction, type Stage } from './dockerfile.js';
 import type { BuildCache, StepRecord } from './cache.js';
 import { copyIntoLayer, hashSources, makeDirs, settleTimes, type CopySource, type DirTimes } from './copy.js';
 import type { ContainerConfig, HistoryEntry, ImageConfigJson, LayerDescriptor } from './image.js';
+import { commandArgv, configChange } from './config-steps.js';
 import { imagePath, pathInRoot } from './paths.js';
 import { Sandbox, type Bind } from './sandbox.js';
 import { homeOf, resolveIds, type Ids } from './users.js';
@@ -56,7 +57,6 @@ export interface NativeBuildDeps {
 }
 
 const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
-const DEFAULT_SHELL = ['/bin/sh', '-c'];
 /** BuildKit's automatic platform args, in the global scope. */
 const PLATFORM_ARGS: Record<string, string> = {
   TARGETPLATFORM: 'linux/amd64', TARGETOS: 'linux', TARGETARCH: 'amd64', TARGETVARIANT: '',
@@ -258,19 +258,12 @@ export class NativeBuild {
     const look = this.lookup(s);
     const word = (w: string) => this.expand(w, look);
     const where = `Dockerfile line ${inst.line} (${inst.kind})`;
+    const config = configChange(inst, s.config, s.cmdSet, { word, words: (w) => expandWords(w, look, this.req.dockerfile.escape) });
+    if (config) {
+      const next = this.configStep(s, inst, config.change, config.keyPart);
+      return inst.kind === 'CMD' ? { ...next, cmdSet: true } : next;
+    }
     switch (inst.kind) {
-      case 'ENV': {
-        const pairs = inst.pairs.map(([k, v]) => [word(k), word(v)] as const);
-        return this.configStep(s, inst, (c) => {
-          const env = [...(c.Env ?? [])];
-          for (const [k, v] of pairs) {
-            const i = env.findIndex((e) => e.slice(0, e.indexOf('=')) === k);
-            if (i >= 0) env[i] = `${k}=${v}`;
-            else env.push(`${k}=${v}`);
-          }
-          c.Env = env;
-        }, pairs);
-      }
       case 'ARG': {
         const args = new Map(s.args);
         for (const a of inst.args) {
@@ -282,56 +275,6 @@ export class NativeBuild {
         }
         return { ...this.configStep(s, inst, () => {}, [...args]), args };
       }
-      case 'LABEL': {
-        const pairs = inst.pairs.map(([k, v]) => [word(k), word(v)] as const);
-        return this.configStep(s, inst, (c) => (c.Labels = { ...(c.Labels ?? {}), ...Object.fromEntries(pairs) }), pairs);
-      }
-      case 'EXPOSE': {
-        const ports = inst.ports.flatMap((p) => expandWords(p, look, this.req.dockerfile.escape)).flatMap((p) => exposedPorts(p, where));
-        return this.configStep(s, inst, (c) => (c.ExposedPorts = { ...(c.ExposedPorts ?? {}), ...Object.fromEntries(ports.map((p) => [p, {}])) }), ports);
-      }
-      case 'USER': {
-        const user = word(inst.user);
-        return this.configStep(s, inst, (c) => (c.User = user), user);
-      }
-      case 'CMD':
-      case 'ENTRYPOINT': {
-        const argv = this.commandArgv(s, inst.command);
-        const next = this.configStep(s, inst, (c) => {
-          if (inst.kind === 'CMD') c.Cmd = argv;
-          else {
-            c.Entrypoint = argv;
-            // Docker: an ENTRYPOINT drops a CMD inherited from the base, not one set in this stage.
-            if (!s.cmdSet) c.Cmd = null;
-          }
-        }, argv);
-        return inst.kind === 'CMD' ? { ...next, cmdSet: true } : next;
-      }
-      case 'SHELL':
-        return this.configStep(s, inst, (c) => (c.Shell = inst.argv), inst.argv);
-      case 'STOPSIGNAL': {
-        const sig = word(inst.signal);
-        return this.configStep(s, inst, (c) => (c.StopSignal = sig), sig);
-      }
-      case 'VOLUME': {
-        const paths = inst.paths.map(word);
-        return this.configStep(s, inst, (c) => (c.Volumes = { ...(c.Volumes ?? {}), ...Object.fromEntries(paths.map((p) => [p, {}])) }), paths);
-      }
-      case 'HEALTHCHECK': {
-        const hc = inst.none
-          ? { Test: ['NONE'] }
-          : {
-              Test: inst.command.form === 'exec' ? ['CMD', ...inst.command.argv] : ['CMD-SHELL', inst.command.script],
-              ...(inst.intervalNs !== undefined ? { Interval: inst.intervalNs } : {}),
-              ...(inst.timeoutNs !== undefined ? { Timeout: inst.timeoutNs } : {}),
-              ...(inst.startPeriodNs !== undefined ? { StartPeriod: inst.startPeriodNs } : {}),
-              ...(inst.startIntervalNs !== undefined ? { StartInterval: inst.startIntervalNs } : {}),
-              ...(inst.retries !== undefined ? { Retries: inst.retries } : {}),
-            };
-        return this.configStep(s, inst, (c) => (c.Healthcheck = hc), hc);
-      }
-      case 'ONBUILD':
-        return this.configStep(s, inst, (c) => (c.OnBuild = [...(c.OnBuild ?? []), inst.trigger]), inst.trigger);
       case 'WORKDIR': {
         const dir = imagePath(word(inst.path), s.config.WorkingDir ?? '/').replace(/(.)\/$/, '$1');
         const next = { ...s, config: { ...s.config, WorkingDir: dir } };
@@ -350,11 +293,9 @@ export class NativeBuild {
         return this.copyStep(s, inst, chain, stepLine, where);
       case 'RUN':
         return this.runStep(s, inst, stepLine, where);
+      default:
+        throw new Error(`unhandled instruction ${inst.kind}`);
     }
-  }
-
-  private commandArgv(s: StageState, c: CommandForm): string[] {
-    return c.form === 'exec' ? c.argv : [...(s.config.Shell ?? DEFAULT_SHELL), c.script];
   }
 
   private ids(view: string | undefined, user: string | undefined, where: string): Ids {
@@ -475,7 +416,7 @@ export class NativeBuild {
   }
 
   private async runStep(s: StageState, inst: Extract<Instruction, { kind: 'RUN' }>, stepLine: string, where: string): Promise<StageState> {
-    const argv = this.commandArgv(s, inst.command);
+    const argv = commandArgv(s.config, inst.command);
     const env = [...(s.config.Env ?? [])];
     const names = new Set(env.map((e) => e.slice(0, e.indexOf('='))));
     for (const [k, v] of s.args) if (!names.has(k)) env.push(`${k}=${v}`);
@@ -574,17 +515,6 @@ function existsIn(view: string, p: string): boolean {
   } catch {
     return false;
   }
-}
-
-/** EXPOSE 80, 80/tcp, 53/udp, 8000-8002 → "80/tcp" ... */
-function exposedPorts(spec: string, where: string): string[] {
-  const m = /^(\d+)(?:-(\d+))?(?:\/(tcp|udp|sctp))?$/i.exec(spec);
-  if (!m) throw fail(where, `"${spec}" is not a port: write PORT, PORT/tcp, PORT/udp or FROM-TO`);
-  const lo = Number(m[1]);
-  const hi = m[2] ? Number(m[2]) : lo;
-  if (lo < 1 || hi > 65535 || hi < lo || hi - lo > 1000) throw fail(where, `port range "${spec}" is invalid`);
-  const proto = (m[3] ?? 'tcp').toLowerCase();
-  return Array.from({ length: hi - lo + 1 }, (_, i) => `${lo + i}/${proto}`);
 }
 
 function treeBytes(dir: string): number {
