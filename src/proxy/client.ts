@@ -6,6 +6,12 @@ import { HttpError, headEnd, parseRequestHead, skipEmptyLines, type RequestHead 
 import { clock, tick } from './clock.js';
 import { Conn, type ConnSink } from './sockio.js';
 
+/**
+ * Read buffer per client connection: heads are small and idle keep-alive
+ * clients keep theirs (nginx reads heads into 1 KiB, bodies into 8-16 KiB).
+ */
+const CLIENT_READ_BUFFER = 8 * 1024;
+
 /** A connection we are closing gets this long to finish. */
 const LINGER_MS = 5_000;
 
@@ -54,7 +60,7 @@ export class Client implements ConnSink {
     this.ip = sock.remoteAddress ?? '';
     this.connTail = connectionTail(this.ip, ctx.port);
     this.lastActive = Date.now();
-    this.conn = new Conn(sock, this);
+    this.conn = new Conn(sock, this, CLIENT_READ_BUFFER);
   }
 
   pause(): void {

@@ -67,7 +67,6 @@ interface StreamWrap {
 }
 
 const UV_EOF = -4095;
-const READ_BUFFER = 16 * 1024;
 /** As net.Socket's default writableHighWaterMark. */
 const HIGH_WATER = 16 * 1024;
 
@@ -168,9 +167,15 @@ export class Conn {
   private started = false;
   private eof = false;
 
+  /**
+   * `readBufferSize`: every connection holds one read buffer for its life
+   * (idle keep-alive ones too), so its size is memory per connection
+   * against reads per large body.
+   */
   constructor(
     readonly sock: Socket,
     private readonly sink: ConnSink,
+    private readonly readBufferSize: number,
   ) {}
 
   /** Starts reading: a socket accepted with pauseOnConnect, or a connected one ('connect'). */
@@ -188,7 +193,7 @@ export class Conn {
       return;
     }
     this.raw = h;
-    this.rbuf = Buffer.allocUnsafe(READ_BUFFER);
+    this.rbuf = Buffer.allocUnsafe(this.readBufferSize);
     h.useUserBuffer(this.rbuf);
     h.onread = () => this.onRead();
     // net's own _read() starts reading only when `reading` is false: set,
@@ -204,7 +209,7 @@ export class Conn {
       if (this.sock.destroyed) return undefined;
       const kept = this.sink.onData(buf.subarray(0, n));
       if (kept || (asyncTotal !== 0 && inFlight.has(buf.buffer))) {
-        this.rbuf = Buffer.allocUnsafe(READ_BUFFER);
+        this.rbuf = Buffer.allocUnsafe(this.readBufferSize);
         return this.rbuf;
       }
       return undefined;

@@ -2,6 +2,9 @@ import { connect, type Socket } from 'node:net';
 import { clock } from './clock.js';
 import { Conn, type ConnSink } from './sockio.js';
 
+/** Read buffer per machine connection (responses are what is large). */
+const READ_BUFFER = 16 * 1024;
+
 /** What an exchange hears from the machine connection it currently owns. */
 export interface UpstreamOwner {
   onUpConnect(): void;
@@ -34,7 +37,7 @@ export class Upstream implements ConnSink {
   ) {
     const sock = connect({ host: '127.0.0.1', port, noDelay: true });
     this.sock = sock;
-    this.conn = new Conn(sock, this);
+    this.conn = new Conn(sock, this, READ_BUFFER);
     sock.on('connect', () => {
       this.connected = true;
       this.conn.start();
