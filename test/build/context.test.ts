@@ -38,7 +38,7 @@ test('.dockerignore patterns: globs, **, directories, exceptions, last match win
   assert.equal(new DockerIgnore('.\n').ignores('anything/at/all'), true);
 });
 
-test('planContext honours .dockerignore, walks into excluded dirs only for exceptions, always sends the Dockerfile', () => {
+test('planContext honours .dockerignore, walks into excluded dirs only for exceptions, always sends the Dockerfile', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ctx-'));
   try {
     writeFileSync(join(dir, 'Dockerfile'), 'FROM scratch\n');
@@ -68,7 +68,8 @@ test('planContext honours .dockerignore, walks into excluded dirs only for excep
     const chunks: Buffer[] = [];
     const s = contextTarStream(plan, (sent) => seen.push(sent));
     s.on('data', (c: Buffer) => chunks.push(c));
-    return new Promise<void>((resolve, reject) => {
+    // Awaited inside the try: the stream reads the files after this returns, and the finally removes them.
+    await new Promise<void>((resolve, reject) => {
       s.on('error', reject);
       s.on('end', () => {
         try {
