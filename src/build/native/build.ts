@@ -306,7 +306,7 @@ export class NativeBuild {
    * A step that may write a layer: a cache hit reuses the layer directory;
    * a miss runs `make` into a new one. Empty results add no layer.
    */
-  private async layerStep(s: StageState, inst: Instruction, key: string, stepLine: string, make: (layer: string) => Promise<void>): Promise<StageState> {
+  private async layerStep(s: StageState, inst: Instruction, key: string, stepLine: string, make: (layer: string) => Promise<void>, xattrs = false): Promise<StageState> {
     let record = this.req.noCache ? undefined : this.d.cache.get(key);
     if (record) this.d.out('--> Using cache');
     else {
@@ -323,7 +323,7 @@ export class NativeBuild {
       }
       const empty = readdirSync(abs).length === 0;
       if (empty) rmSync(abs, { recursive: true, force: true });
-      record = { layer: empty ? null : id, bytes: empty ? 0 : treeBytes(abs), created: new Date().toISOString() };
+      record = { layer: empty ? null : id, xattrs, bytes: empty ? 0 : treeBytes(abs), created: new Date().toISOString() };
       this.d.cache.put(key, record);
     }
     if (record.layer) this.holds.push(this.d.cache.hold([this.d.cache.layerDir(record.layer)]));
@@ -484,7 +484,7 @@ export class NativeBuild {
           { status: 422 },
         );
       }
-    });
+    }, true);
   }
 }
 

@@ -22,6 +22,8 @@ export interface StepRecord {
   /** Layer directory id, or null when the step changed nothing on disk. */
   layer: string | null;
   blob?: LayerBlob;
+  /** The layer dir may carry extended attributes (a RUN's upper dir); false for dirs Hangar wrote (COPY, WORKDIR). */
+  xattrs?: boolean;
   /** Bytes on disk of the layer directory, for pruning. */
   bytes: number;
   created: string;

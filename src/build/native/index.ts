@@ -108,45 +108,43 @@ export class NativeBuilder {
    * Push a built state as `repo:tag`: base layers are mounted from their
    * repository, built layers written as blobs (once: the blob is kept with
    * the cache entry, and rebuilt identically if the registry dropped it).
+   * The layers go up concurrently; then the config and the manifest.
    */
   async publish(state: StageState, pusher: RegistryPusher, repo: string, tag: string): Promise<string> {
-    const layers: LayerDescriptor[] = [];
-    const diffIds: string[] = [];
     const scratch = this.cache.tmp('blob-');
     try {
-      for (const l of state.layers) {
-        if (l.kind === 'base') {
-          const path = this.o.images.blobPath(l.desc.digest);
-          if (!(await pusher.mountBlob(repo, l.desc.digest, l.repo))) {
-            if (!path) throw new HangarError('PUSH_FAILED', `layer ${l.desc.digest} of the base image is missing from the registry; push the base image again`, { status: 502 });
-            await pusher.pushBlob(repo, l.desc.digest, { file: path });
+      const pushed = await Promise.all(
+        state.layers.map(async (l, n): Promise<[LayerDescriptor, string]> => {
+          if (l.kind === 'base') {
+            if (!(await pusher.mountBlob(repo, l.desc.digest, l.repo))) {
+              const path = this.o.images.blobPath(l.desc.digest);
+              if (!path) throw new HangarError('PUSH_FAILED', `layer ${l.desc.digest} of the base image is missing from the registry; push the base image again`, { status: 502 });
+              await pusher.pushBlob(repo, l.desc.digest, { file: path });
+            }
+            return [l.desc, l.diffId];
           }
-          layers.push(l.desc);
-          diffIds.push(l.diffId);
-          continue;
-        }
-        const rec = l.record;
-        let blob = rec.blob;
-        let file = blob && this.o.images.blobPath(blob.digest);
-        if (!blob || !file) {
-          file = join(scratch, `${layers.length}.tar.gz`);
-          blob = await writeLayerBlob(this.cache.abs(this.cache.layerDir(rec.layer!)), file);
-          this.cache.put(l.key, { ...rec, blob });
-        }
-        await pusher.pushBlob(repo, blob.digest, { file });
-        if (!this.o.images.blobPath(blob.digest)) throw new HangarError('PUSH_FAILED', `layer ${blob.digest} did not reach the registry`, { status: 502 });
-        layers.push({ mediaType: blob.mediaType, digest: blob.digest, size: blob.size });
-        diffIds.push(blob.diffId);
-      }
+          const rec = l.record;
+          let blob = rec.blob;
+          let file = blob && this.o.images.blobPath(blob.digest);
+          if (!blob || !file) {
+            file = join(scratch, `${n}.tar.gz`);
+            blob = await writeLayerBlob(this.cache.abs(this.cache.layerDir(rec.layer!)), file, { xattrs: rec.xattrs !== false });
+            this.cache.put(l.key, { ...rec, blob });
+          }
+          await pusher.pushBlob(repo, blob.digest, { file });
+          if (!this.o.images.blobPath(blob.digest)) throw new HangarError('PUSH_FAILED', `layer ${blob.digest} did not reach the registry`, { status: 502 });
+          return [{ mediaType: blob.mediaType, digest: blob.digest, size: blob.size }, blob.diffId];
+        }),
+      );
       const config: ImageConfigJson = {
         created: state.created,
         architecture: 'amd64',
         os: 'linux',
         config: state.config,
-        rootfs: { type: 'layers', diff_ids: diffIds },
+        rootfs: { type: 'layers', diff_ids: pushed.map(([, diffId]) => diffId) },
         history: state.history,
       };
-      return await pusher.pushImage(repo, [tag], config, layers);
+      return await pusher.pushImage(repo, [tag], config, pushed.map(([desc]) => desc));
     } finally {
       rmSync(scratch, { recursive: true, force: true });
     }

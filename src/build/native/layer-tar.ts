@@ -49,6 +49,8 @@ export interface LayerBlob {
 export interface WriteLayerOptions {
   /** zlib level; 1 by default: rebuild speed matters more than a few % of size. */
   gzipLevel?: number;
+  /** false when the caller wrote the directory itself without extended attributes: skips the getfattr run. */
+  xattrs?: boolean;
   signal?: AbortSignal;
 }
 
@@ -85,7 +87,7 @@ export async function writeLayerBlob(dir: string, outFile: string, options: Writ
   }
   if (!lstatSync(root).isDirectory()) throw new Error(`layer directory ${root} is not a directory`);
 
-  const attrs = readXattrs(root, signal);
+  const attrs: XattrRead = options.xattrs === false ? { done: Promise.resolve(new Map()), cancel() {} } : readXattrs(root, signal);
   let nodes: Node[];
   try {
     nodes = walk(root);

@@ -9,27 +9,19 @@ import { lineSplitter, run } from '../../shared/process.js';
  * buildah's chroot isolation and BuildKit's default do). Everything it
  * writes lands in the overlay's upper directory, which becomes the layer.
  *
- * All mounts are made inside the new mount namespace by one fixed script, so
- * they vanish with the step's PID 1 even if the daemon dies mid-step. The
- * script takes its inputs as positional arguments; nothing from the
- * Dockerfile is ever interpreted by a shell on the host.
+ * All mounts are made inside the new mount namespace by one fixed script (from
+ * an fstab the daemon writes), so they vanish with the step's PID 1 even if
+ * the daemon dies mid-step. The script takes its inputs as arguments; nothing
+ * from the Dockerfile is ever interpreted by a shell on the host.
  */
 const SCRIPT = `#!/bin/sh
-# Written by the Hangar daemon: the mount set-up of one RUN step.
-# Usage: run-step.sh LOWERS UPPER WORK MERGED NBINDS [SRC DST]... -- ENV... /usr/bin/unshare ...
+# Written by the Hangar daemon: the mounts of one RUN step, then the step.
+# Usage: run-step.sh FSTAB ENV... /usr/bin/unshare ...
+# FSTAB lists the overlay, /proc, /sys, /dev/shm and the read-only binds, in
+# order: one mount(8) run instead of one per mount.
 set -eu
-lowers=$1 upper=$2 work=$3 merged=$4 nbinds=$5
-shift 5
-mount -t overlay overlay -o "lowerdir=$lowers,upperdir=$upper,workdir=$work,redirect_dir=off,metacopy=off,index=off,xino=off" "$merged"
-mount -t proc -o nosuid,nodev,noexec proc "$merged/proc"
-mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$merged/sys"
-mount -t tmpfs -o nosuid,nodev,mode=1777 shm "$merged/dev/shm"
-while [ "$nbinds" -gt 0 ]; do
-  mount --bind -o ro "$1" "$merged/$2"
-  shift 2
-  nbinds=$((nbinds - 1))
-done
-[ "$1" = "--" ] && shift
+mount -a -T "$1"
+shift
 exec env -i -- "$@"
 `;
 
@@ -120,12 +112,21 @@ export class Sandbox {
 
   /** Run one step; resolves with its exit code. */
   run(step: RunStep): Promise<number> {
+    const m = step.merged;
+    const fstab = [
+      ['overlay', m, 'overlay', `lowerdir=${step.lowers.join(':')},upperdir=${step.upper},workdir=${step.work},redirect_dir=off,metacopy=off,index=off,xino=off`],
+      ['proc', `${m}/proc`, 'proc', 'nosuid,nodev,noexec'],
+      ['sysfs', `${m}/sys`, 'sysfs', 'ro,nosuid,nodev,noexec'],
+      ['shm', `${m}/dev/shm`, 'tmpfs', 'nosuid,nodev,mode=1777'],
+      ...step.binds.map((b) => [b.source, `${m}/${b.target.replace(/^\/+/, '')}`, 'none', 'bind,ro']),
+    ]
+      .map((fields) => `${fields.map(fstabField).join(' ')} 0 0\n`)
+      .join('');
+    const fstabFile = `${m}.fstab`;
+    writeFileSync(fstabFile, fstab);
     const args = [
       '--mount', '--pid', '--ipc', '--uts', '--fork', '--kill-child', '--propagation', 'private', '--',
-      '/bin/sh', this.script,
-      step.lowers.join(':'), step.upper, step.work, step.merged, String(step.binds.length),
-      ...step.binds.flatMap((b) => [b.source, b.target.replace(/^\/+/, '')]),
-      '--',
+      '/bin/sh', this.script, fstabFile,
       ...step.env,
       '/usr/bin/unshare', `--root=${step.merged}`, `--wd=${step.workdir}`, '--setuid', String(step.uid), '--setgid', String(step.gid), '--',
       ...step.argv,
@@ -145,4 +146,9 @@ export class Sandbox {
     else writeFileSync(to, '');
     return to;
   }
+}
+
+/** fstab(5) escapes: a field may not hold whitespace or a backslash as such. */
+function fstabField(s: string): string {
+  return s.replace(/[\\ \t\n]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
 }
