@@ -267,17 +267,23 @@ export class Builder {
       return { image, repository: app, tag, digest, ref: `${image}@${digest}`, durationMs };
     } finally {
       this.reserved.delete(`${app}:${tag}`);
-      rmSync(work, { recursive: true, force: true });
-      try {
-        this.native.prune();
-      } catch (err) {
-        this.o.log.warn('could not prune the build cache', { err });
-      }
-      try {
-        this.o.accounts.revokeToken({ tokenId: info.id, orgId: req.app.org_id }, info.id);
-      } catch (err) {
-        this.o.log.warn('could not revoke build token', { err });
-      }
+      // Clean-up is off the critical path: the build's answer does not wait for it.
+      setImmediate(() => this.afterBuild(work, info.id, req.app.org_id));
+    }
+  }
+
+  /** Remove a build's scratch (its secrets with it), revoke its token, prune the native cache. */
+  private afterBuild(work: string, tokenId: string, orgId: string): void {
+    rmSync(work, { recursive: true, force: true });
+    try {
+      this.o.accounts.revokeToken({ tokenId, orgId }, tokenId);
+    } catch (err) {
+      this.o.log.warn('could not revoke build token', { err });
+    }
+    try {
+      this.native.prune();
+    } catch (err) {
+      this.o.log.warn('could not prune the build cache', { err });
     }
   }
 
