@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HangarError } from '../shared/errors.js';
 import { run } from '../shared/process.js';
-import { MIRROR_NAMESPACE } from './mirror.js';
+import { MIRROR_NAMESPACE } from '../registry/mirror-prefix.js';
 
 /**
  * `--build-local` / `--local-only`: build on this machine with its Docker

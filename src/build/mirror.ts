@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import type { Accounts } from '../accounts/index.js';
 import type { Store } from '../store/index.js';
 import { HangarError } from '../shared/errors.js';
-import { MIRROR_PREFIX } from '../registry/mirror-prefix.js';
+import { MIRROR_NAMESPACE } from '../registry/mirror-prefix.js';
 import { RegistryPusher } from './push.js';
 
 /**
@@ -19,7 +19,7 @@ import { RegistryPusher } from './push.js';
  * registries.conf points docker.io at it, so `FROM debian:bookworm-slim`
  * resolves to `<registry>/docker.io/library/debian:bookworm-slim`.
  */
-export const MIRROR_NAMESPACE = MIRROR_PREFIX.slice(0, -1);
+export { MIRROR_NAMESPACE };
 const SYSTEM_ORG = 'hangar-system';
 
 export interface BaseImage {

@@ -9,3 +9,5 @@
  */
 export const MIRROR_PREFIX = 'docker.io/';
 export const isMirrorRepo = (repo: string): boolean => repo.startsWith(MIRROR_PREFIX);
+/** The prefix as a namespace, for `<registry>/docker.io/library/debian` style references. */
+export const MIRROR_NAMESPACE = MIRROR_PREFIX.slice(0, -1);
