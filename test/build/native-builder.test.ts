@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deployEnv, tarNames, type DeployEnv } from '../deploy/helpers.js';
@@ -182,7 +182,7 @@ test('native builder: cache keys, digest stability, pruning', { timeout: 600_000
     }
     assert.ok(readdirSync(join(native, 'layers')).length < layersBefore, 'layer dirs were pruned');
     // ...and builds go on working (what was dropped is rebuilt).
-    const f = await build('f');
+    await build('f');
     assert.ok(env.layers('nc', 'f').some((l) => l.includes(Buffer.from('v3\n'))));
   } finally {
     rmSync(dir, { recursive: true, force: true });
