@@ -3,6 +3,7 @@ import { join, relative, resolve, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { HangarError } from '../shared/errors.js';
 import { DockerIgnore } from './dockerignore.js';
+import { encodeHeader, endOfArchive, padding } from './tar-header.js';
 
 export interface ContextEntry {
   /** Path inside the context, `/`-separated. */
@@ -78,54 +79,18 @@ export function planContext(dir: string, dockerfile = 'Dockerfile', ignoreFile?:
   return { entries, bytes, dockerfile: dfRel, excluded };
 }
 
-// --- tar -------------------------------------------------------------------------
-
-function octal(n: number, width: number): string {
-  return n.toString(8).padStart(width - 1, '0') + '\0';
-}
-
-function header(name: string, e: ContextEntry, typeflag: string, size: number, linkname = ''): Buffer {
-  const b = Buffer.alloc(512);
-  b.write(name, 0, 100, 'utf8');
-  b.write(octal(e.mode, 8), 100, 'ascii');
-  b.write(octal(0, 8), 108, 'ascii');
-  b.write(octal(0, 8), 116, 'ascii');
-  b.write(octal(size, 12), 124, 'ascii');
-  b.write(octal(Math.floor(e.mtime / 1000), 12), 136, 'ascii');
-  b.write('        ', 148, 'ascii');
-  b.write(typeflag, 156, 'ascii');
-  b.write(linkname, 157, 100, 'utf8');
-  b.write('ustar\x0000', 257, 'ascii');
-  let sum = 0;
-  for (const x of b) sum += x;
-  b.write(octal(sum, 7) + ' ', 148, 'ascii');
-  return b;
-}
-
-function paxRecord(key: string, value: string): string {
-  const body = ` ${key}=${value}\n`;
-  let len = Buffer.byteLength(body) + 1;
-  while (String(len).length + Buffer.byteLength(body) !== len) len = String(len).length + Buffer.byteLength(body);
-  return `${len}${body}`;
-}
-
-const pad = (n: number) => Buffer.alloc((512 - (n % 512)) % 512);
-
-function entryHeaders(e: ContextEntry): Buffer[] {
-  const name = e.type === 'dir' ? e.name + '/' : e.name;
-  const link = e.linkname ?? '';
-  const out: Buffer[] = [];
-  const records: string[] = [];
-  if (Buffer.byteLength(name) > 100) records.push(paxRecord('path', name));
-  if (Buffer.byteLength(link) > 100) records.push(paxRecord('linkpath', link));
-  if (e.size > 0o77777777777) records.push(paxRecord('size', String(e.size)));
-  if (records.length) {
-    const body = Buffer.from(records.join(''));
-    out.push(header('PaxHeaders/' + name.slice(-80), e, 'x', body.length), body, pad(body.length));
-  }
-  const size = e.type === 'file' ? Math.min(e.size, 0o77777777777) : 0;
-  out.push(header(name.slice(0, 100), e, e.type === 'file' ? '0' : e.type === 'dir' ? '5' : '2', size, link.slice(0, 100)));
-  return out;
+/** The tar header of a context entry: owned by root (the daemon extracts without owners anyway). */
+function entryHeader(e: ContextEntry): Buffer {
+  return encodeHeader({
+    name: e.type === 'dir' ? `${e.name}/` : e.name,
+    type: e.type,
+    mode: e.mode,
+    uid: 0,
+    gid: 0,
+    size: e.type === 'file' ? e.size : 0,
+    mtime: Math.floor(e.mtime / 1000),
+    ...(e.linkname !== undefined ? { linkname: e.linkname } : {}),
+  });
 }
 
 /**
@@ -136,7 +101,7 @@ export function contextTarStream(plan: ContextPlan, onProgress?: (sent: number, 
   async function* gen() {
     let sent = 0;
     for (const e of plan.entries) {
-      for (const h of entryHeaders(e)) yield h;
+      yield entryHeader(e);
       if (e.type !== 'file') continue;
       let n = 0;
       for await (const chunk of createReadStream(e.abs, { highWaterMark: 1 << 20 })) {
@@ -149,10 +114,10 @@ export function contextTarStream(plan: ContextPlan, onProgress?: (sent: number, 
         if (n >= e.size) break;
       }
       if (n < e.size) throw new HangarError('BAD_CONTEXT', `${e.name} shrank while the build context was being sent; try again`, { status: 400 });
-      yield pad(e.size);
+      yield Buffer.alloc(padding(e.size));
       onProgress?.(sent, plan.bytes);
     }
-    yield Buffer.alloc(1024);
+    yield endOfArchive();
   }
   return Readable.from(gen(), { objectMode: false });
 }

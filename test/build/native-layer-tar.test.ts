@@ -26,7 +26,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { writeLayerBlob, type LayerBlob } from '../../src/build/native/layer-tar.js';
-import { encodeHeader } from '../../src/build/native/tar-header.js';
+import { encodeHeader } from '../../src/build/tar-header.js';
 import { TarParser, type TarHeader } from '../../src/rootfs/tar.js';
 import { TreeWriter } from '../../src/rootfs/apply.js';
 

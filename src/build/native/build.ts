@@ -102,8 +102,7 @@ export class NativeBuild {
       try {
         v = buildArgs[a.name] ?? (a.default !== undefined ? this.expand(a.default, (n) => this.globals.get(n)) : undefined);
       } catch (e) {
-        if (e instanceof DockerfileError) throw new HangarError('BAD_DOCKERFILE', `Dockerfile: global ARG ${a.name}: ${e.message}`, { status: 400 });
-        throw e;
+        throw badDockerfile(e, `Dockerfile: global ARG ${a.name}`);
       }
       if (a.name in buildArgs) this.usedArgs.add(a.name);
       if (v !== undefined) this.globals.set(a.name, v);
@@ -198,8 +197,7 @@ export class NativeBuild {
     try {
       from = this.expand(stage.from, (n) => this.globals.get(n));
     } catch (e) {
-      if (e instanceof DockerfileError) throw new HangarError('BAD_DOCKERFILE', `Dockerfile line ${stage.line}: ${e.message}`, { status: 400 });
-      throw e;
+      throw badDockerfile(e, `Dockerfile line ${stage.line}`);
     }
     this.say(`FROM ${from}${stage.name ? ` AS ${stage.name}` : ''}`);
     if (stage.platform && this.expand(stage.platform, (n) => this.globals.get(n)) !== 'linux/amd64') {
@@ -233,9 +231,7 @@ export class NativeBuild {
       try {
         state = await this.instruction(state, inst, chain);
       } catch (e) {
-        // Expansion errors know no line; the instruction does.
-        if (e instanceof DockerfileError) throw new HangarError('BAD_DOCKERFILE', e.line ? e.message : `Dockerfile line ${inst.line}: ${e.message}`, { status: 400 });
-        throw e;
+        throw badDockerfile(e, `Dockerfile line ${inst.line}`);
       }
     }
     return state;
@@ -486,6 +482,11 @@ export class NativeBuild {
       }
     }, true);
   }
+}
+
+/** A Dockerfile error as the user's 400; expansion errors know no line, so `where` says it. Anything else passes through. */
+function badDockerfile(e: unknown, where: string): unknown {
+  return e instanceof DockerfileError ? new HangarError('BAD_DOCKERFILE', e.line ? e.message : `${where}: ${e.message}`, { status: 400 }) : e;
 }
 
 /** ADD extracts local archives; the native builder leaves that to buildah. */

@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
-import { chmodSync, chownSync, constants, copyFileSync, lchownSync, lstatSync, lutimesSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, utimesSync, type Stats } from 'node:fs';
+import { createHash, type Hash } from 'node:crypto';
+import { chmodSync, chownSync, closeSync, constants, copyFileSync, lchownSync, lstatSync, lutimesSync, mkdirSync, openSync, readdirSync, readlinkSync, readSync, rmSync, statSync, symlinkSync, utimesSync, type Stats } from 'node:fs';
 import { basename, join, posix, relative } from 'node:path';
 import { HangarError } from '../../shared/errors.js';
 import { pathInRoot } from './paths.js';
@@ -111,6 +111,18 @@ export function expandPattern(root: string, pattern: string, what: string): stri
   return found;
 }
 
+/** Feed a file to `h` a chunk at a time (a context may hold files bigger than memory). */
+function hashFile(h: Hash, path: string): void {
+  const fd = openSync(path, 'r');
+  const buf = Buffer.allocUnsafe(1 << 20);
+  try {
+    for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
+  } finally {
+    closeSync(fd);
+  }
+  h.update('\0');
+}
+
 /**
  * What a COPY from the context depends on: names, types, modes and content
  * of everything it would copy (not times: an untouched checkout hits the
@@ -121,7 +133,7 @@ export function hashSources(root: string, patterns: string[], what: string): str
   const walk = (host: string, name: string, st: Stats) => {
     h.update(`${name}\0${st.mode}\0`);
     if (st.isSymbolicLink()) h.update(`l${readlinkSync(host)}\0`);
-    else if (st.isFile()) h.update(readFileSync(host)).update('\0');
+    else if (st.isFile()) hashFile(h, host);
     else if (st.isDirectory()) for (const n of readdirSync(host).sort()) walk(join(host, n), `${name}/${n}`, lstatSync(join(host, n)));
   };
   for (const p of patterns) {

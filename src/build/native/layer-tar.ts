@@ -36,7 +36,7 @@ import { availableParallelism } from 'node:os';
 import * as zlib from 'node:zlib';
 import { constants as zlibConstants, deflateRaw } from 'node:zlib';
 import { HangarError } from '../../shared/errors.js';
-import { encodeHeader, endOfArchive, padding, type EntryHeader } from './tar-header.js';
+import { encodeHeader, endOfArchive, padding, type EntryHeader } from '../tar-header.js';
 
 export interface LayerBlob {
   /** sha256:… of the compressed blob as written to outFile. */ digest: string;

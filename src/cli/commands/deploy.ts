@@ -120,8 +120,9 @@ async function build(ctx: CommandContext, app: string, loaded: LoadedAppConfig |
     if (!token) throw new HangarError('UNAUTHORIZED', 'no access token: run `hangar auth login` or set HANGAR_ACCESS_TOKEN');
     let tag = label;
     if (!tag) {
-      const r = await fetch(`${api.baseUrl}/v2/${app}/tags/list`, { headers: { authorization: 'Basic ' + Buffer.from(`hangar:${token}`).toString('base64') } });
-      const taken = new Set(r.ok ? (((await r.json()) as { tags?: string[] }).tags ?? []) : []);
+      // No tags yet (404) or no answer: any deployment tag is free.
+      const listed = await api.request<{ tags?: string[] }>('GET', `/v2/${enc(app)}/tags/list`).catch(() => undefined);
+      const taken = new Set(listed?.tags ?? []);
       tag = deploymentTag(new Date(), (t) => taken.has(t));
     }
     const image = `${host}/${app}:${tag}`;
