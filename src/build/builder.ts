@@ -173,6 +173,15 @@ export class Builder {
     mkdirSync(secretDir, { mode: 0o700 });
     const app = req.app.name;
     const tag = this.allocateTag(app, req.label);
+    const image = `${this.host}/${app}:${tag}`;
+    const finish = (digest: string): BuildResult => {
+      lap('push');
+      const durationMs = Date.now() - started;
+      out(`built in ${(durationMs / 1000).toFixed(2)} s (${timings.map(([n, ms]) => `${n} ${(ms / 1000).toFixed(2)}`).join(', ')})`);
+      out(`image: ${image}@${digest}`);
+      return { image, repository: app, tag, digest, ref: `${image}@${digest}`, durationMs };
+    };
+    const declined = (f: UnsupportedFeature) => out(`note: Hangar's builder does not do ${f.reason}${f.line ? ` (Dockerfile line ${f.line})` : ''}; building with buildah instead`);
     const { token, info } = this.o.accounts.createToken(`build-${app}`, req.app.org_id, new Date(Date.now() + 2 * 3600_000));
     try {
       await extractContext(context, ctxDir);
@@ -187,14 +196,12 @@ export class Builder {
         await this.ensureMirror(out);
         lap('prepare');
         try {
-          return await this.buildNative(req, { dockerfile: parsed, contextDir: ctxDir }, tag, token, out, lap, timings, started, signal);
+          return finish(await this.buildNative(req, { dockerfile: parsed, contextDir: ctxDir }, image, tag, token, out, lap, signal));
         } catch (e) {
           if (!(e instanceof UnsupportedFeature)) throw e;
-          out(`note: Hangar's builder does not do ${e.reason}${e.line ? ` (Dockerfile line ${e.line})` : ''}; building with buildah instead`);
+          declined(e);
         }
-      } else if (parsed) {
-        out(`note: Hangar's builder does not do ${parsed.reason}${parsed.line ? ` (Dockerfile line ${parsed.line})` : ''}; building with buildah instead`);
-      }
+      } else if (parsed) declined(parsed);
       this.writeRegistriesConf();
       await this.ensureMirror(out);
       lap('prepare');
@@ -207,7 +214,6 @@ export class Builder {
         chmodSync(f, 0o600);
         secretArgs.push('--secret', `id=${id},src=${f}`);
       }
-      const image = `${this.host}/${app}:${tag}`;
       const iidFile = join(work, 'iid');
       const args = [
         ...this.storageArgs(),
@@ -259,12 +265,7 @@ export class Builder {
         signal,
       );
       if (pcode !== 0) throw new HangarError('PUSH_FAILED', `pushing ${image} to Hangar's registry failed: ${pushTail.slice(-5).join(' | ')}`, { status: 502 });
-      const digest = readFileSync(digestFile, 'utf8').trim();
-      lap('push');
-      const durationMs = Date.now() - started;
-      out(`built in ${(durationMs / 1000).toFixed(2)} s (${timings.map(([n, ms]) => `${n} ${(ms / 1000).toFixed(2)}`).join(', ')})`);
-      out(`image: ${image}@${digest}`);
-      return { image, repository: app, tag, digest, ref: `${image}@${digest}`, durationMs };
+      return finish(readFileSync(digestFile, 'utf8').trim());
     } finally {
       this.reserved.delete(`${app}:${tag}`);
       // Clean-up is off the critical path: the build's answer does not wait for it.
@@ -292,24 +293,22 @@ export class Builder {
     return (process.env.HANGAR_BUILDER ?? 'native') !== 'buildah';
   }
 
+  /** Build with the native builder and push; returns the manifest digest. */
   private async buildNative(
     req: BuildRequest,
     input: { dockerfile: Dockerfile; contextDir: string },
+    image: string,
     tag: string,
     token: string,
     out: BuildOutput,
     lap: (name: string) => void,
-    timings: Array<[string, number]>,
-    started: number,
     signal?: AbortSignal,
-  ): Promise<BuildResult> {
+  ): Promise<string> {
     const app = req.app.name;
-    const image = `${this.host}/${app}:${tag}`;
     out(`building ${app} with Hangar's builder (layer cache ${req.noCache ? 'off' : 'on'})`);
     const say = (line: string) => out(redact(line, req.secrets));
-    let digest: string;
     try {
-      digest = await this.native.build(
+      return await this.native.build(
         req.app,
         { ...input, ...(req.target ? { target: req.target } : {}), buildArgs: req.buildArgs ?? {}, secrets: req.secrets ?? {}, noCache: req.noCache ?? false },
         say,
@@ -324,11 +323,6 @@ export class Builder {
       if (e instanceof HangarError) throw new HangarError(e.code, redact(e.message, req.secrets), { status: e.status });
       throw e;
     }
-    lap('push');
-    const durationMs = Date.now() - started;
-    out(`built in ${(durationMs / 1000).toFixed(2)} s (${timings.map(([n, ms]) => `${n} ${(ms / 1000).toFixed(2)}`).join(', ')})`);
-    out(`image: ${image}@${digest}`);
-    return { image, repository: app, tag, digest, ref: `${image}@${digest}`, durationMs };
   }
 
   private buildah(args: string[], env: NodeJS.ProcessEnv, onLine: (l: string) => void, signal?: AbortSignal): Promise<number> {
