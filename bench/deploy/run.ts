@@ -118,7 +118,7 @@ async function main() {
   const token = readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
   const host = new URL(daemon.url).host;
   const henv = { ...process.env, HANGAR_API_URL: daemon.url, HANGAR_ACCESS_TOKEN: token, HANGAR_CONFIG_DIR: join(work, 'cli'), NO_COLOR: '1' };
-  const hangar = (args: string[], marker?: RegExp) => timed(process.execPath, [join(repo, 'bin', 'hangar'), ...args], henv, app, marker);
+  const hangar = (args: string[], marker?: RegExp) => timed(join(repo, 'bin', 'hangar'), args, henv, app, marker);
   let dockerd: ReturnType<typeof spawn> | undefined;
   let dockerBuilder = 'buildkit';
   try {

@@ -1,19 +1,3 @@
-import { main } from './main.js';
+import { runCli } from './entry.js';
 
-// `hangar status | head`: a reader that goes away is not an error of ours.
-for (const stream of [process.stdout, process.stderr]) {
-  stream.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-    throw err;
-  });
-}
-
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    process.stderr.write(`Error: ${(err as Error)?.message ?? String(err)}\n`);
-    process.exitCode = 1;
-  },
-);
+runCli(process.argv.slice(2), 'compiled');

@@ -46,7 +46,16 @@ function commandHelp(command: Command): string {
   return [`Usage: hangar ${command.usage}`, '', command.summary, ...(opts.length ? ['', 'Flags:', ...opts] : [])].join('\n');
 }
 
-export async function main(argv: string[]): Promise<number> {
+/** How this process loaded the CLI (bin/hangar picks the fastest that is up to date); `hangar version` says it. */
+export type StartedFrom = 'snapshot' | 'bundle' | 'compiled';
+
+const startedFromText: Record<StartedFrom, string> = {
+  snapshot: 'from its startup snapshot',
+  bundle: 'from its bundle (`node bin/hangar`, or the startup snapshot is missing or older than the build)',
+  compiled: 'from dist/ as compiled (the bundle is missing or older than the build: `npm run build` makes both)',
+};
+
+export async function main(argv: string[], startedFrom: StartedFrom = 'compiled'): Promise<number> {
   const wantsJson = argv.includes('--json') || argv.includes('-j');
   const out = new Output(wantsJson);
   if (argv.length === 0 || argv[0] === 'help' || argv[0] === '--help' || argv[0] === '-h') {
@@ -56,7 +65,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (argv[0] === 'version' || argv[0] === '--version') {
-    out.line('hangar 0.1.0');
+    out.result({ version: '0.1.0', node: process.version, started_from: startedFrom }, () => out.line(`hangar 0.1.0 (Node ${process.version}; CLI started ${startedFromText[startedFrom]})`));
     return 0;
   }
   const found = findCommand(argv);

@@ -12,10 +12,10 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Run the real `hangar` CLI as a child process. */
+/** Run the real `hangar` CLI as a child process, started as a user's shell would (bin/hangar picks snapshot, bundle or dist/). */
 export function hangar(args: string[], env: Record<string, string | undefined> = {}, input?: string, cwd?: string): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [hangarBin, ...args], {
+    const child = spawn(hangarBin, args, {
       env: { ...process.env, NO_COLOR: '1', ...env },
       cwd,
       stdio: ['pipe', 'pipe', 'pipe'],

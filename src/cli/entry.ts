@@ -1,0 +1,25 @@
+import { main, type StartedFrom } from './main.js';
+
+/**
+ * Run the CLI with `argv` (the arguments after the command name) and set the
+ * exit code. The one entry for every way `hangar` starts: compiled (bin.ts),
+ * bundled, and from the bundle's V8 startup snapshot (see bin/hangar).
+ */
+export function runCli(argv: string[], startedFrom: StartedFrom): void {
+  // `hangar status | head`: a reader that goes away is not an error of ours.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+      throw err;
+    });
+  }
+  main(argv, startedFrom).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(`Error: ${(err as Error)?.message ?? String(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}
