@@ -6,11 +6,11 @@ import type { Accounts, App } from '../accounts/index.js';
 import type { Store } from '../store/index.js';
 import type { Logger } from '../shared/log.js';
 import type { DeployImageStore } from '../deploy/images.js';
+import type { LocalImageWriter } from '../shared/image-store.js';
 import { HangarError } from '../shared/errors.js';
 import { lineSplitter } from '../shared/process.js';
 import { deploymentTag, isValidLabel } from './tags.js';
 import { ensureMirrorOwner, MIRROR_NAMESPACE, seedMirror, defaultCacheDir, BASE_IMAGES } from './mirror.js';
-import { RegistryPusher } from './push.js';
 import { NativeBuilder, UnsupportedFeature } from './native/index.js';
 import type { Dockerfile } from './native/dockerfile.js';
 
@@ -20,7 +20,8 @@ export interface BuilderOptions {
   registryHost: () => string;
   store: Store;
   accounts: Accounts;
-  images: DeployImageStore;
+  /** Hangar's registry: read for base images, written in-process by the native builder. */
+  images: DeployImageStore & LocalImageWriter;
   /** Every host:port this daemon's registry answers as (FROM may name any); defaults to registryHost. */
   registryHosts?: () => string[];
   log: Logger;
@@ -182,7 +183,8 @@ export class Builder {
       return { image, repository: app, tag, digest, ref: `${image}@${digest}`, durationMs };
     };
     const declined = (f: UnsupportedFeature) => out(`note: Hangar's builder does not do ${f.reason}${f.line ? ` (Dockerfile line ${f.line})` : ''}; building with buildah instead`);
-    const { token, info } = this.o.accounts.createToken(`build-${app}`, req.app.org_id, new Date(Date.now() + 2 * 3600_000));
+    // buildah pushes over HTTP with a token of the app's org; the native builder writes in-process.
+    let tokenId: string | undefined;
     try {
       await extractContext(context, ctxDir);
       lap('context');
@@ -196,7 +198,7 @@ export class Builder {
         await this.ensureMirror(out);
         lap('prepare');
         try {
-          return finish(await this.buildNative(req, { dockerfile: parsed, contextDir: ctxDir }, image, tag, token, out, lap, signal));
+          return finish(await this.buildNative(req, { dockerfile: parsed, contextDir: ctxDir }, image, tag, out, lap, signal));
         } catch (e) {
           if (!(e instanceof UnsupportedFeature)) throw e;
           declined(e);
@@ -205,6 +207,8 @@ export class Builder {
       this.writeRegistriesConf();
       await this.ensureMirror(out);
       lap('prepare');
+      const { token, info } = this.o.accounts.createToken(`build-${app}`, req.app.org_id, new Date(Date.now() + 2 * 3600_000));
+      tokenId = info.id;
       const authFile = join(work, 'auth.json');
       writeFileSync(authFile, JSON.stringify({ auths: { [this.host]: { auth: Buffer.from(`hangar:${token}`).toString('base64') } } }), { mode: 0o600 });
       const secretArgs: string[] = [];
@@ -269,15 +273,15 @@ export class Builder {
     } finally {
       this.reserved.delete(`${app}:${tag}`);
       // Clean-up is off the critical path: the build's answer does not wait for it.
-      setImmediate(() => this.afterBuild(work, info.id, req.app.org_id));
+      setImmediate(() => this.afterBuild(work, tokenId, req.app.org_id));
     }
   }
 
-  /** Remove a build's scratch (its secrets with it), revoke its token, prune the native cache. */
-  private afterBuild(work: string, tokenId: string, orgId: string): void {
+  /** Remove a build's scratch (its secrets with it), revoke its token if it had one, prune the native cache. */
+  private afterBuild(work: string, tokenId: string | undefined, orgId: string): void {
     rmSync(work, { recursive: true, force: true });
     try {
-      this.o.accounts.revokeToken({ tokenId, orgId }, tokenId);
+      if (tokenId) this.o.accounts.revokeToken({ tokenId, orgId }, tokenId);
     } catch (err) {
       this.o.log.warn('could not revoke build token', { err });
     }
@@ -299,7 +303,6 @@ export class Builder {
     input: { dockerfile: Dockerfile; contextDir: string },
     image: string,
     tag: string,
-    token: string,
     out: BuildOutput,
     lap: (name: string) => void,
     signal?: AbortSignal,
@@ -315,7 +318,7 @@ export class Builder {
         (state) => {
           lap('build');
           out(`pushing ${image}`);
-          return this.native.publish(state, new RegistryPusher(`http://${this.host}`, token), app, tag);
+          return this.native.publish(state, this.o.images, req.app, app, tag);
         },
         signal,
       );

@@ -3,12 +3,29 @@ import { createReadStream, statSync } from 'node:fs';
 import { request } from 'node:http';
 import { HangarError } from '../shared/errors.js';
 
-const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+
+/** An image's config blob and its OCI manifest over `layers`, as bytes with the config's digest. */
+export function ociImage(config: object, layers: Array<{ mediaType: string; digest: string; size: number }>, annotations?: Record<string, string>): { configBytes: Buffer; configDigest: string; manifest: Buffer } {
+  const configBytes = Buffer.from(JSON.stringify(config));
+  const configDigest = `sha256:${createHash('sha256').update(configBytes).digest('hex')}`;
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST,
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: configBytes.length },
+      layers,
+      ...(annotations ? { annotations } : {}),
+    }),
+  );
+  return { configBytes, configDigest, manifest };
+}
 
 /**
  * A minimal OCI distribution client for pushing into Hangar's own registry
  * over loopback (plain HTTP, an API token as the Basic password). Used to
- * seed mirrored base images and by the native builder; buildah pushes its own builds.
+ * seed mirrored base images (the native builder writes in-process; buildah
+ * pushes its own builds).
  */
 export class RegistryPusher {
   private readonly auth: string;
@@ -53,17 +70,6 @@ export class RegistryPusher {
     if (r.status !== 201) throw new HangarError('PUSH_FAILED', `pushing blob ${digest} to ${repo} failed (HTTP ${r.status}): ${r.text.slice(0, 500)}`, { status: 502 });
   }
 
-  /**
-   * Link a blob that repository `from` already has (no bytes sent). False
-   * when the registry declines (then it has opened an upload session that
-   * simply expires): push the bytes instead.
-   */
-  async mountBlob(repo: string, digest: string, from: string): Promise<boolean> {
-    if (await this.hasBlob(repo, digest)) return true;
-    const r = await this.call('POST', `/v2/${repo}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from)}`, Buffer.alloc(0), { 'content-length': '0' });
-    return r.status === 201;
-  }
-
   async putManifest(repo: string, tag: string, manifest: Buffer, mediaType: string): Promise<string> {
     const r = await this.call('PUT', `/v2/${repo}/manifests/${tag}`, manifest, { 'content-type': mediaType, 'content-length': String(manifest.length) });
     if (r.status !== 201) throw new HangarError('PUSH_FAILED', `pushing manifest ${repo}:${tag} failed (HTTP ${r.status}): ${r.text.slice(0, 500)}`, { status: 502 });
@@ -75,18 +81,8 @@ export class RegistryPusher {
    * layers must already be in `repo`). Returns the manifest digest.
    */
   async pushImage(repo: string, tags: string[], config: object, layers: Array<{ mediaType: string; digest: string; size: number }>, annotations?: Record<string, string>): Promise<string> {
-    const configBytes = Buffer.from(JSON.stringify(config));
-    const configDigest = `sha256:${createHash('sha256').update(configBytes).digest('hex')}`;
+    const { configBytes, configDigest, manifest } = ociImage(config, layers, annotations);
     await this.pushBlob(repo, configDigest, configBytes);
-    const manifest = Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: OCI_MANIFEST,
-        config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: configBytes.length },
-        layers,
-        ...(annotations ? { annotations } : {}),
-      }),
-    );
     for (const tag of tags) await this.putManifest(repo, tag, manifest, OCI_MANIFEST);
     return `sha256:${createHash('sha256').update(manifest).digest('hex')}`;
   }

@@ -190,20 +190,7 @@ async function putManifest(
     parsed,
     digest: d,
     tag: digest ? undefined : ref,
-    check: () => {
-      const missingBlob = parsed.blobs.find((b) => !reg.meta.repoBlob(name, b));
-      if (missingBlob) {
-        throw regErr('MANIFEST_BLOB_UNKNOWN', `the manifest references blob ${missingBlob}, which is not in ${name}: push the blob first`, {
-          detail: { digest: missingBlob },
-        });
-      }
-      const missingChild = parsed.children.find((c) => !reg.meta.manifest(name, c));
-      if (missingChild) {
-        throw regErr('MANIFEST_UNKNOWN', `the index references manifest ${missingChild}, which is not in ${name}: push it first`, {
-          detail: { digest: missingChild },
-        });
-      }
-    },
+    check: () => reg.checkManifestRefs(name, parsed),
   });
   const headers: Record<string, string> = { location: `/v2/${name}/manifests/${d.value}`, 'docker-content-digest': d.value };
   if (parsed.subject) headers['oci-subject'] = parsed.subject;

@@ -1,10 +1,10 @@
 import { join } from 'node:path';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Accounts, App } from '../accounts/index.js';
+import type { Accounts } from '../accounts/index.js';
 import type { Store } from '../store/index.js';
 import type { Logger } from '../shared/log.js';
-import type { LocalImageStore } from '../shared/image-store.js';
+import type { AppRef, LocalImageStore, LocalImageWriter } from '../shared/image-store.js';
 import { ContentStore } from './content-store.js';
 import { Metadata } from './metadata.js';
 import { Uploads } from './uploads.js';
@@ -12,10 +12,11 @@ import { RwLock } from './lock.js';
 import { RegistryAuth } from './auth.js';
 import { TokenSigner } from './tokens.js';
 import { registryMigrations } from './schema.js';
-import { isDigestRef, parseDigest, type Digest } from './digest.js';
-import type { ParsedManifest } from './manifests.js';
+import { digestOf, isDigestRef, parseDigest, type Digest } from './digest.js';
+import { parseManifest, type ParsedManifest } from './manifests.js';
 import { parseRepoName } from './names.js';
 import { handleRegistryRequest } from './http.js';
+import { regErr } from './errors.js';
 import { PullThrough, type PullThroughOptions } from './pull-through.js';
 
 export interface RegistryOptions {
@@ -54,7 +55,7 @@ const HOUR = 3600_000;
  * /v2/ HTTP API. It is a daemon mount (`prefixes` + `handle`) and the
  * LocalImageStore the rootfs builder reads images through.
  */
-export class Registry implements LocalImageStore {
+export class Registry implements LocalImageStore, LocalImageWriter {
   readonly prefixes = ['/v2/', '/auth/token', '/v1/registry/'];
   readonly content: ContentStore;
   readonly meta: Metadata;
@@ -108,7 +109,7 @@ export class Registry implements LocalImageStore {
   }
 
   /** Drop what a destroyed app of the same name left behind, so a new owner never sees it. */
-  syncRepo(repo: string, app: App): void {
+  syncRepo(repo: string, app: AppRef): void {
     const owner = this.meta.repoAppId(repo);
     if (owner !== undefined && owner !== app.id) this.meta.dropRepo(repo);
   }
@@ -117,7 +118,7 @@ export class Registry implements LocalImageStore {
    * Put a verified file into the store (one copy per digest) and link it to
    * `repo`. `tempPath` must hold exactly the bytes of `digest`.
    */
-  async commitBlob(tempPath: string, digest: Digest, size: number, repo: string, app: App): Promise<void> {
+  async commitBlob(tempPath: string, digest: Digest, size: number, repo: string, app: AppRef): Promise<void> {
     await this.lock.shared(async () => {
       if (this.meta.blob(digest.value) && (await this.content.fileExists(digest))) {
         await this.content.remove(tempPath);
@@ -139,7 +140,7 @@ export class Registry implements LocalImageStore {
    * `pulled` marks a tag as fetched from the mirror's upstream (re-resolved
    * after a TTL); a pushed tag clears that mark and stays as pushed.
    */
-  async storeManifest(m: { repo: string; app: App; body: Buffer; parsed: ParsedManifest; digest: Digest; tag?: string; check?: () => void; pulled?: boolean }): Promise<void> {
+  async storeManifest(m: { repo: string; app: AppRef; body: Buffer; parsed: ParsedManifest; digest: Digest; tag?: string; check?: () => void; pulled?: boolean }): Promise<void> {
     const { repo, body, parsed, digest: d } = m;
     await this.lock.shared(async () => {
       m.check?.();
@@ -170,6 +171,22 @@ export class Registry implements LocalImageStore {
         if (m.tag !== undefined) this.meta.markPulled(repo, m.tag, m.pulled ? Date.now() : undefined);
       })();
     });
+  }
+
+  /** A manifest may only name blobs and child manifests its repository already has (the push rule). */
+  checkManifestRefs(repo: string, parsed: ParsedManifest): void {
+    const missingBlob = parsed.blobs.find((b) => !this.meta.repoBlob(repo, b));
+    if (missingBlob) {
+      throw regErr('MANIFEST_BLOB_UNKNOWN', `the manifest references blob ${missingBlob}, which is not in ${repo}: push the blob first`, {
+        detail: { digest: missingBlob },
+      });
+    }
+    const missingChild = parsed.children.find((c) => !this.meta.manifest(repo, c));
+    if (missingChild) {
+      throw regErr('MANIFEST_UNKNOWN', `the index references manifest ${missingChild}, which is not in ${repo}: push it first`, {
+        detail: { digest: missingChild },
+      });
+    }
   }
 
   // --- LocalImageStore ------------------------------------------------------------
@@ -203,6 +220,37 @@ export class Registry implements LocalImageStore {
   async readBlob(digest: string): Promise<Buffer | undefined> {
     const p = this.blobPath(digest);
     return p ? readFile(p) : undefined;
+  }
+
+  // --- LocalImageWriter: the daemon's builder publishing in-process ---------------
+
+  async linkBlob(repo: string, app: AppRef, digest: string): Promise<boolean> {
+    const d = parseDigest(digest);
+    this.syncRepo(repo, app);
+    if (!this.meta.blob(d.value) || !(await this.content.fileExists(d))) return false;
+    this.options.store.db.transaction(() => {
+      this.meta.ensureRepo(repo, app.id);
+      this.meta.link(repo, d.value);
+      this.meta.touch(d.value);
+    })();
+    return true;
+  }
+
+  blobTempPath(): string {
+    return this.content.tempPath();
+  }
+
+  async addBlob(repo: string, app: AppRef, tempPath: string, digest: string, size: number): Promise<void> {
+    this.syncRepo(repo, app);
+    await this.commitBlob(tempPath, parseDigest(digest), size, repo, app);
+  }
+
+  async putManifest(repo: string, app: AppRef, tag: string, body: Buffer, mediaType: string): Promise<string> {
+    this.syncRepo(repo, app);
+    const parsed = parseManifest(body, mediaType);
+    const digest = parseDigest(digestOf(body, 'sha256'));
+    await this.storeManifest({ repo, app, body, parsed, digest, tag, check: () => this.checkManifestRefs(repo, parsed) });
+    return digest.value;
   }
 
   // --- garbage collection -----------------------------------------------------------

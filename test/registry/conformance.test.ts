@@ -1,7 +1,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { startRegistry, pushBlob, pushImage, sha256, sha512, storedBlobFiles, ociError, type RegistryFixture } from './helpers.js';
 
 let r: RegistryFixture;
@@ -303,6 +303,41 @@ test('LocalImageStore: resolveManifest and blobPath read the store directly', as
   assert.equal(sha256(readFileSync(p)), img.layers[0]);
   assert.deepEqual(readFileSync(reg.blobPath(img.digest)!), img.manifest);
   assert.equal(reg.blobPath(sha256('absent')), undefined);
+});
+
+test('LocalImageWriter: in-process blobs and manifests follow the push rules and are served over HTTP', async () => {
+  const reg = r.daemon.registry;
+  const app = r.daemon.accounts.findApp('demo')!;
+  const write = async (repo: string, bytes: Buffer) => {
+    const tmp = reg.blobTempPath();
+    writeFileSync(tmp, bytes);
+    await reg.addBlob(repo, app, tmp, sha256(bytes), bytes.length);
+    assert.equal(existsSync(tmp), false, 'the temp file was moved into the store');
+    return sha256(bytes);
+  };
+  const layer = randomBytes(300);
+  const cfg = Buffer.from('{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}');
+  const l = await write('demo/inproc', layer);
+  const c = await write('demo/inproc', cfg);
+  const manifest = (layers: string[]) => Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: c, size: cfg.length }, layers: layers.map((d) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: d, size: 300 })) }));
+  const m = manifest([l]);
+  assert.equal(await reg.putManifest('demo/inproc', app, 'v1', m, 'application/vnd.oci.image.manifest.v1+json'), sha256(m));
+  const got = await r.http('GET', '/v2/demo/inproc/manifests/v1');
+  assert.equal(got.status, 200);
+  assert.deepEqual(got.body, m);
+  assert.deepEqual((await r.http('GET', `/v2/demo/inproc/blobs/${l}`)).body, layer);
+
+  // Linking: only what the store holds; then the other repository serves it.
+  assert.equal(await reg.linkBlob('demo/linked', app, sha256('not in the store')), false);
+  assert.equal((await r.http('HEAD', `/v2/demo/linked/blobs/${l}`)).status, 404);
+  assert.equal(await reg.linkBlob('demo/linked', app, l), true);
+  assert.equal((await r.http('HEAD', `/v2/demo/linked/blobs/${l}`)).status, 200);
+
+  // A manifest over a blob its repository does not have: refused, no tag written.
+  const stray = sha256(randomBytes(10));
+  await assert.rejects(reg.putManifest('demo/inproc', app, 'v2', manifest([l, stray]), 'application/vnd.oci.image.manifest.v1+json'), (e: Error & { code?: string }) => e.code === 'MANIFEST_BLOB_UNKNOWN' && e.message.includes(stray));
+  assert.equal((await r.http('GET', '/v2/demo/inproc/manifests/v2')).status, 404);
+  assert.equal(reg.resolveManifest('demo/inproc', 'v1')?.digest, sha256(m), 'v1 untouched');
 });
 
 test('manifests PUT and fetched by a sha512 digest; unsupported methods are 405', async () => {

@@ -1,11 +1,12 @@
-import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Accounts, App } from '../../accounts/index.js';
 import { resolveDeployImage, type DeployImageStore } from '../../deploy/images.js';
 import { HangarError, isHangarError } from '../../shared/errors.js';
 import { buildTree, resolveImage } from '../../rootfs/convert.js';
 import { LocalStoreSource } from '../../rootfs/source.js';
-import type { RegistryPusher } from '../push.js';
+import type { AppRef, LocalImageWriter } from '../../shared/image-store.js';
+import { OCI_MANIFEST, ociImage } from '../push.js';
 import { BuildCache } from './cache.js';
 import { NativeBuild, type BaseImage, type NativeBuildRequest, type StageState } from './build.js';
 import { DockerfileError, parseDockerfile, UnsupportedFeature, type Dockerfile } from './dockerfile.js';
@@ -105,48 +106,51 @@ export class NativeBuilder {
   }
 
   /**
-   * Push a built state as `repo:tag`: base layers are mounted from their
-   * repository, built layers written as blobs (once: the blob is kept with
-   * the cache entry, and rebuilt identically if the registry dropped it).
-   * The layers go up concurrently; then the config and the manifest.
+   * Write a built state into the registry as `repo:tag`, in-process: base
+   * layers are linked from the store, built layers written as blobs (once:
+   * the blob is kept with the cache entry, and rebuilt identically if the
+   * registry dropped it), concurrently; then the config and the manifest.
    */
-  async publish(state: StageState, pusher: RegistryPusher, repo: string, tag: string): Promise<string> {
-    const scratch = this.cache.tmp('blob-');
-    try {
-      const pushed = await Promise.all(
-        state.layers.map(async (l, n): Promise<[LayerDescriptor, string]> => {
-          if (l.kind === 'base') {
-            if (!(await pusher.mountBlob(repo, l.desc.digest, l.repo))) {
-              const path = this.o.images.blobPath(l.desc.digest);
-              if (!path) throw new HangarError('PUSH_FAILED', `layer ${l.desc.digest} of the base image is missing from the registry; push the base image again`, { status: 502 });
-              await pusher.pushBlob(repo, l.desc.digest, { file: path });
-            }
-            return [l.desc, l.diffId];
+  async publish(state: StageState, writer: LocalImageWriter, app: AppRef, repo: string, tag: string): Promise<string> {
+    const pushed = await Promise.all(
+      state.layers.map(async (l): Promise<[LayerDescriptor, string]> => {
+        if (l.kind === 'base') {
+          if (!(await writer.linkBlob(repo, app, l.desc.digest))) {
+            throw new HangarError('PUSH_FAILED', `layer ${l.desc.digest} of the base image is missing from the registry; push the base image again`, { status: 502 });
           }
-          const rec = l.record;
-          let blob = rec.blob;
-          let file = blob && this.o.images.blobPath(blob.digest);
-          if (!blob || !file) {
-            file = join(scratch, `${n}.tar.gz`);
+          return [l.desc, l.diffId];
+        }
+        const rec = l.record;
+        let blob = rec.blob;
+        if (!blob || !(await writer.linkBlob(repo, app, blob.digest))) {
+          const file = writer.blobTempPath();
+          try {
             blob = await writeLayerBlob(this.cache.abs(this.cache.layerDir(rec.layer!)), file, { xattrs: rec.xattrs !== false });
-            this.cache.put(l.key, { ...rec, blob });
+            await writer.addBlob(repo, app, file, blob.digest, blob.size);
+          } finally {
+            rmSync(file, { force: true });
           }
-          await pusher.pushBlob(repo, blob.digest, { file });
-          if (!this.o.images.blobPath(blob.digest)) throw new HangarError('PUSH_FAILED', `layer ${blob.digest} did not reach the registry`, { status: 502 });
-          return [{ mediaType: blob.mediaType, digest: blob.digest, size: blob.size }, blob.diffId];
-        }),
-      );
-      const config: ImageConfigJson = {
-        created: state.created,
-        architecture: 'amd64',
-        os: 'linux',
-        config: state.config,
-        rootfs: { type: 'layers', diff_ids: pushed.map(([, diffId]) => diffId) },
-        history: state.history,
-      };
-      return await pusher.pushImage(repo, [tag], config, pushed.map(([desc]) => desc));
+          this.cache.put(l.key, { ...rec, blob });
+        }
+        return [{ mediaType: blob.mediaType, digest: blob.digest, size: blob.size }, blob.diffId];
+      }),
+    );
+    const config: ImageConfigJson = {
+      created: state.created,
+      architecture: 'amd64',
+      os: 'linux',
+      config: state.config,
+      rootfs: { type: 'layers', diff_ids: pushed.map(([, diffId]) => diffId) },
+      history: state.history,
+    };
+    const { configBytes, configDigest, manifest } = ociImage(config, pushed.map(([desc]) => desc));
+    const file = writer.blobTempPath();
+    try {
+      writeFileSync(file, configBytes, { mode: 0o600 });
+      await writer.addBlob(repo, app, file, configDigest, configBytes.length);
     } finally {
-      rmSync(scratch, { recursive: true, force: true });
+      rmSync(file, { force: true });
     }
+    return writer.putManifest(repo, app, tag, manifest, OCI_MANIFEST);
   }
 }
