@@ -103,6 +103,27 @@ function dockerBuilderOf(out: string): 'buildkit' | 'classic' | 'unknown' {
   return 'unknown';
 }
 
+/**
+ * `hangar` as installed, in the bench's own directory: the launcher and the
+ * built CLI (bundle, startup snapshot) copied with their times, so a `tsc`
+ * run in the repository meanwhile (which makes the snapshot look stale to
+ * bin/hangar) cannot change what is measured. Says how the CLI starts.
+ */
+function installCli(dir: string): { bin: string; startedFrom: string } {
+  const from = join(repo, 'dist', 'src', 'cli');
+  const to = join(dir, 'dist', 'src', 'cli');
+  cpSync(join(repo, 'package.json'), join(dir, 'package.json'), { preserveTimestamps: true });
+  cpSync(join(repo, 'bin', 'hangar'), join(dir, 'bin', 'hangar'), { preserveTimestamps: true });
+  for (const f of ['bin.js', 'hangar.bundle.cjs', 'hangar.snapshot.blob']) {
+    if (existsSync(join(from, f))) cpSync(join(from, f), join(to, f), { preserveTimestamps: true });
+  }
+  const bin = join(dir, 'bin', 'hangar');
+  const v = spawnSync(bin, ['version', '--json'], { encoding: 'utf8' });
+  const startedFrom = v.status === 0 ? (JSON.parse(v.stdout) as { started_from: string }).started_from : 'unknown';
+  if (startedFrom !== 'snapshot') console.error(`note: the CLI starts from ${startedFrom}, not its startup snapshot: run \`npm run build\` first for the numbers users get`);
+  return { bin, startedFrom };
+}
+
 async function main() {
   const work = mkdtempSync(join(tmpdir(), 'hangar-bench-deploy-'));
   const dataDir = join(work, 'data');
@@ -118,7 +139,8 @@ async function main() {
   const token = readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
   const host = new URL(daemon.url).host;
   const henv = { ...process.env, HANGAR_API_URL: daemon.url, HANGAR_ACCESS_TOKEN: token, HANGAR_CONFIG_DIR: join(work, 'cli'), NO_COLOR: '1' };
-  const hangar = (args: string[], marker?: RegExp) => timed(join(repo, 'bin', 'hangar'), args, henv, app, marker);
+  const cli = installCli(join(work, 'install'));
+  const hangar = (args: string[], marker?: RegExp) => timed(cli.bin, args, henv, app, marker);
   let dockerd: ReturnType<typeof spawn> | undefined;
   let dockerBuilder = 'buildkit';
   try {
@@ -199,6 +221,7 @@ async function main() {
       rebuild_ratio: +(median(dBuild) / median(hBuild)).toFixed(2),
       hangar_build_phases_median_s: Object.fromEntries(PHASES.map(([k]) => [k, +median(hPhases.map((p) => p[k] ?? 0)).toFixed(2)])),
       hangar_builder: process.env.HANGAR_BUILDER ?? 'native',
+      hangar_cli_started_from: cli.startedFrom,
       docker_builder: dockerBuilder,
       docker_cli: DOCKER,
     };
