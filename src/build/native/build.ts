@@ -396,10 +396,11 @@ export class NativeBuild {
     }
     const key = keyOf(s.key, inst.kind, patterns, dest, chown, chmod, sourceKey);
     return this.layerStep(s, inst, key, stepLine, async (layer) => {
-      const destRoot = this.lowers(s).length ? await this.view(s) : undefined;
+      // Both views may be overlay mounts: make them at the same time.
+      const [destRoot, from] = await Promise.all([this.lowers(s).length ? this.view(s) : undefined, source()]);
       copyIntoLayer({
         what: where,
-        source: await source(),
+        source: from,
         dest,
         destRoot,
         layer,
