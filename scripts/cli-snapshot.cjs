@@ -24,7 +24,8 @@ const builtin = (name) => {
 const module = { exports: {} };
 // eslint-disable-next-line no-new-func
 new Function('exports', 'require', 'module', '__filename', '__dirname', readFileSync(bundle, 'utf8'))(module.exports, builtin, module, bundle, join(bundle, '..'));
-const { runCli } = module.exports;
+const { runCli, warmUpForSnapshot } = module.exports;
 if (typeof runCli !== 'function') throw new Error(`${bundle} does not export runCli`);
+warmUpForSnapshot();
 // From a snapshot, node passes the command's arguments from argv[1] on.
 v8.startupSnapshot.setDeserializeMainFunction(() => runCli(process.argv.slice(1), 'snapshot'));
