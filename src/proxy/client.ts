@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import { CONNECTION_CLOSE, errorAnswer, headersTimedOut, headersTooLarge, malformedRequest } from './answers.js';
 import type { ProxyContext } from './context.js';
-import { connectionTail } from './headers.js';
+import { connectionBytes, connectionTail, type ConnectionBytes } from './headers.js';
 import { HttpError, headEnd, parseRequestHead, skipEmptyLines, type RequestHead } from './http1.js';
 import { clock, tick } from './clock.js';
 import { Conn, type ConnSink } from './sockio.js';
@@ -46,6 +46,8 @@ export class Client implements ConnSink {
   readonly ip: string;
   /** The constant part of the headers added to this connection's requests. */
   readonly connTail: string;
+  /** The same, and the other constant added headers, as bytes. */
+  readonly connBytes: ConnectionBytes;
   /** Last Host → app on this connection (clients repeat their Host). */
   lastHost: string | undefined = undefined;
   lastApp: string | undefined = undefined;
@@ -59,6 +61,7 @@ export class Client implements ConnSink {
   ) {
     this.ip = sock.remoteAddress ?? '';
     this.connTail = connectionTail(this.ip, ctx.port);
+    this.connBytes = connectionBytes(this.ip, ctx.port);
     this.lastActive = Date.now();
     this.conn = new Conn(sock, this, CLIENT_READ_BUFFER);
   }

@@ -1,8 +1,7 @@
-import { randomBytes } from 'node:crypto';
 import { CONNECTION_CLOSE, errorAnswer, errorStatus, failedBeforeAnswer, invalidResponse, noAppAt, noResponse } from './answers.js';
 import { afterExchange, type ActiveExchange, type Client } from './client.js';
 import { requestBody, responseBody, responseHead } from './forward.js';
-import { upstreamHead } from './headers.js';
+import { nextRequestId, requestIdString, upstreamHead } from './headers.js';
 import { appFromHost } from './host.js';
 import { clock, tick } from './clock.js';
 import { ChunkedReader, type RequestHead, type ResponseHead } from './http1.js';
@@ -31,16 +30,13 @@ const RETRY_WAIT_MS = 0;
 const HOLD_BYTES = 64 * 1024;
 
 const EMPTY = Buffer.alloc(0);
-let seq = 0;
-const idPrefix = randomBytes(4).toString('hex');
-function newRequestId(): string {
-  return `${idPrefix}${(++seq).toString(16).padStart(8, '0')}-local`;
-}
 
 /** One request on a client connection, and its machine connection. */
 export class Exchange implements UpstreamOwner, ActiveExchange {
   phase = ACQUIRE;
-  readonly requestId = newRequestId();
+  /** The request id's number (headers.ts writes it as bytes); requestId is its string. */
+  readonly idNumber = nextRequestId();
+  private idString: string | undefined;
   readonly bodyless: boolean;
   app = '';
   lease: Lease | null = null;
@@ -72,6 +68,10 @@ export class Exchange implements UpstreamOwner, ActiveExchange {
   tainted = false;
   resDone = false;
 
+  get requestId(): string {
+    return (this.idString ??= requestIdString(this.idNumber));
+  }
+
   constructor(
     readonly c: Client,
     readonly head: RequestHead,
@@ -98,7 +98,7 @@ export class Exchange implements UpstreamOwner, ActiveExchange {
       this.fail(404, noAppAt(this.head.host, ctx.domain, ctx.port));
       return;
     }
-    this.upHead = upstreamHead(this.head, { requestId: this.requestId, clientIp: c.ip, port: ctx.port, connTail: c.connTail });
+    this.upHead = upstreamHead(this.head, { requestId: this.idNumber, clientIp: c.ip, port: ctx.port, connTail: c.connTail, connBytes: c.connBytes });
     this.acquire(app);
   }
 

@@ -111,7 +111,7 @@ export function responseHead(ex: Exchange, chunk: Buffer): void {
     ex.resKeepAlive = res.keepAlive;
     if (ex.mode === LENGTH && rest !== null && rest.length <= ex.resLeft) {
       // The usual case: head and (first part of the) body in one buffer.
-      const ok = c.conn.write(downstreamHead(res, ex.requestId, framing, rest));
+      const ok = c.conn.write(downstreamHead(res, ex.idNumber, framing, rest));
       ex.resLeft -= rest.length;
       if (!ok) ex.up?.conn.pause();
       if (ex.resLeft === 0) {
@@ -120,7 +120,7 @@ export function responseHead(ex: Exchange, chunk: Buffer): void {
       }
       return;
     }
-    const text = downstreamHead(res, ex.requestId, framing);
+    const text = downstreamHead(res, ex.idNumber, framing);
     if (rest === null || ex.mode === NONE) {
       c.conn.write(text);
       if (ex.mode === NONE) {

@@ -117,6 +117,9 @@ export interface MessageHead {
 export interface RequestHead extends MessageHead {
   method: string;
   host: string | undefined;
+  /** Where the Host value is in `buf` (copied as bytes into the forwarded head). */
+  hostStart: number;
+  hostEnd: number;
   /** X-Forwarded-For values the client sent, joined with ", ". */
   forwardedFor: string | undefined;
   /** The Upgrade header's value when Connection also lists `upgrade`. */
@@ -334,6 +337,8 @@ export function parseRequestHead(buf: Buffer, start: number, end: number): Reque
     chunked: false,
     connection: undefined,
     host: undefined,
+    hostStart: 0,
+    hostEnd: 0,
     forwardedFor: undefined,
     upgrade: undefined,
     close: false,
@@ -350,6 +355,8 @@ export function parseRequestHead(buf: Buffer, start: number, end: number): Reque
       case HOST:
         if (++hosts > 1) throw new HttpError(400, 'more than one Host header in the request');
         h.host = hostOf(buf, vs, ve);
+        h.hostStart = vs;
+        h.hostEnd = ve;
         break;
       case CONTENT_LENGTH:
         if (h.contentLength >= 0) throw new HttpError(400, 'more than one Content-Length header in the request');
