@@ -43,6 +43,8 @@ export class ApiClient {
         const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, { method, headers, ...(init.signal ? { signal: init.signal } : {}) }, resolve);
         req.on('error', reject);
         if (init.rawBody) {
+          // The daemon starts on the request (auth, scratch, tar) while the body is read.
+          req.flushHeaders();
           init.rawBody.on('error', (e) => req.destroy(e));
           init.rawBody.pipe(req);
         } else req.end(payload);
