@@ -318,7 +318,7 @@ export class Builder {
         (state) => {
           lap('build');
           out(`pushing ${image}`);
-          return this.native.publish(state, this.o.images, req.app, app, tag);
+          return this.native.publish(state, req.app, app, tag);
         },
         signal,
       );

@@ -19,7 +19,8 @@ export type { StageState } from './build.js';
 
 export interface NativeBuilderOptions {
   root: string;
-  images: DeployImageStore;
+  /** Hangar's registry: base images are read from it, builds written into it in-process. */
+  images: DeployImageStore & LocalImageWriter;
   accounts: Accounts;
   registryHosts: () => string[];
   /** Bytes the layer cache may keep (least recently used steps go first). */
@@ -111,7 +112,8 @@ export class NativeBuilder {
    * the blob is kept with the cache entry, and rebuilt identically if the
    * registry dropped it), concurrently; then the config and the manifest.
    */
-  async publish(state: StageState, writer: LocalImageWriter, app: AppRef, repo: string, tag: string): Promise<string> {
+  async publish(state: StageState, app: AppRef, repo: string, tag: string): Promise<string> {
+    const writer = this.o.images;
     const pushed = await Promise.all(
       state.layers.map(async (l): Promise<[LayerDescriptor, string]> => {
         if (l.kind === 'base') {
