@@ -6,7 +6,7 @@ import type { LogStore } from '../logs/index.js';
 import type { Logger } from '../shared/log.js';
 import { durationToMs, type MachineConfig } from './config.js';
 import { MachineRecords, type MachineEvent, type MachineRecord, type MachineState } from './records.js';
-import type { BootSpec, GuestExit, GuestMount, GuestRunner, ImageProvider, RunningGuest, ExecResult } from './runtime.js';
+import type { AcquiredImage, BootSpec, GuestExit, GuestMount, GuestRunner, ImageProvider, RunningGuest, ExecResult } from './runtime.js';
 
 export interface MachineManagerOptions {
   records: MachineRecords;
@@ -114,10 +114,19 @@ export class MachineManager {
     const m = this.get(app, id);
     return this.serial(m.id, async () => {
       const wasRunning = this.active.has(m.id);
-      if (wasRunning) await this.stopNow(m.id, {});
-      this.o.records.update(m.id, { config: input.config, instance_id: m.instance_id });
-      this.o.records.addEvent(m.id, { type: 'update', status: 'updated', source: 'user' });
-      if ((wasRunning || m.state === 'created') && !input.skip_launch) await this.boot(this.o.records.get(m.id)!, 'user');
+      const launch = (wasRunning || m.state === 'created') && !input.skip_launch;
+      // The new image is converted (and checked) while the machine still runs
+      // the old one: a bad image leaves it running, and the gap between stop
+      // and start no longer includes the conversion.
+      const ready = launch ? await this.acquireImage(m.app, input.config.image) : undefined;
+      try {
+        if (wasRunning) await this.stopNow(m.id, {});
+        this.o.records.update(m.id, { config: input.config, instance_id: m.instance_id });
+        this.o.records.addEvent(m.id, { type: 'update', status: 'updated', source: 'user' });
+        if (launch) await this.boot(this.o.records.get(m.id)!, 'user');
+      } finally {
+        ready?.release();
+      }
       return this.o.records.get(m.id)!;
     });
   }
@@ -270,12 +279,10 @@ export class MachineManager {
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     let image;
     try {
-      image = await this.o.images.acquire(m.config.image, { app: m.app });
+      image = await this.acquireImage(m.app, m.config.image);
     } catch (err) {
-      const reason = `cannot get image ${m.config.image}: ${(err as Error).message}`;
-      this.fail(m, reason);
-      if (err instanceof HangarError && err.status < 500) throw new HangarError(err.code, reason, { status: err.status });
-      throw new HangarError('IMAGE_UNAVAILABLE', reason, { status: 502, expose: true, cause: err });
+      this.fail(m, (err as Error).message);
+      throw err;
     }
     let mounts: GuestMount[] = [];
     let guest: RunningGuest;
@@ -293,6 +300,17 @@ export class MachineManager {
     this.watch(m.id, guest, () => image.release());
     this.setState(m.id, 'started', null, guest.ports);
     this.o.records.addEvent(m.id, { type: 'start', status: 'started', source });
+  }
+
+  /** The image's root filesystem, leased; errors say which image and why. */
+  private async acquireImage(app: string, image: string): Promise<AcquiredImage> {
+    try {
+      return await this.o.images.acquire(image, { app });
+    } catch (err) {
+      const reason = `cannot get image ${image}: ${(err as Error).message}`;
+      if (err instanceof HangarError && err.status < 500) throw new HangarError(err.code, reason, { status: err.status });
+      throw new HangarError('IMAGE_UNAVAILABLE', reason, { status: 502, expose: true, cause: err });
+    }
   }
 
   private bootSpec(m: MachineRecord, stateDir: string, rootfsPath: string, image: BootSpec['image'], mounts: GuestMount[]): BootSpec {

@@ -72,6 +72,18 @@ test('exec, signals, stop with SIGTERM, ephemeral root across stop/start, kill a
   await waitForLog(t, APP, (l) => l.machine_id === id && l.message === 'got USR1');
   assert.equal((await t.api('POST', `/v1/apps/${APP}/machines/${id}/signal`, { signal: 'SIGNOPE' })).status, 400);
 
+  // An update to an image that cannot be had fails before the machine is
+  // touched: it keeps running its old config (the same boot: no new 'ready').
+  const before = (await t.api('GET', `/v1/apps/${APP}/machines/${id}`)).body;
+  const badUpdate = await t.api('POST', `/v1/apps/${APP}/machines/${id}`, { config: { ...before.config, image: `${APP}:does-not-exist` } });
+  assert.ok(badUpdate.status >= 400 && badUpdate.status < 500, JSON.stringify(badUpdate.body));
+  assert.match(badUpdate.body.error, new RegExp(`cannot get image ${APP}:does-not-exist`));
+  const after = (await t.api('GET', `/v1/apps/${APP}/machines/${id}`)).body;
+  assert.equal(after.state, 'started');
+  assert.equal(after.config.image, before.config.image);
+  assert.equal((await sh(t, APP, id, 'echo alive')).stdout, 'alive\n');
+  assert.equal((await logsOf(t, APP)).filter((l) => l.machine_id === id && l.message === 'ready').length, 1);
+
   const stop = await t.api('POST', `/v1/apps/${APP}/machines/${id}/stop`, { signal: 'SIGTERM', timeout: '20s' });
   assert.equal(stop.status, 200, JSON.stringify(stop.body));
   await waitForLog(t, APP, (l) => l.machine_id === id && l.message === 'got TERM');
