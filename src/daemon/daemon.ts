@@ -224,6 +224,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   } catch (e) {
     await new Promise<void>((resolve) => server.close(() => resolve()));
     machines.close();
+    rootfs.close();
     store.close();
     throw new HangarError(
       'LISTEN_FAILED',
@@ -259,6 +260,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
           server.closeAllConnections();
         });
         machines.close();
+        rootfs.close();
         logs.flush();
         registry.close();
         store.close();

@@ -37,6 +37,7 @@ import {
   type Stats,
 } from 'node:fs';
 import { spawnSync } from 'node:child_process';
+import { join, relative } from 'node:path';
 import type { TarHeader, TarSink } from './tar.js';
 
 export class UnsafeEntryError extends Error {
@@ -64,6 +65,14 @@ interface PendingXattr {
   path: string;
   ino: number;
   xattrs: Map<string, Buffer>;
+}
+
+/** A TreeWriter's bookkeeping after some layers; directory paths relative to the root. */
+export interface TreeState {
+  entries: number;
+  fileBytes: number;
+  stats: TreeWriter['stats'];
+  dirTimes: Array<[string, number]>;
 }
 
 export class TreeWriter implements TarSink {
@@ -114,6 +123,11 @@ export class TreeWriter implements TarSink {
   /** After the last layer: directory mtimes (writing children changed them). */
   finish(): void {
     this.closeFile();
+    this.settleDirTimes();
+  }
+
+  /** Set every directory's mtime from its entry, deepest first (also before a tree is kept mid-way). */
+  settleDirTimes(): void {
     const dirs = [...this.dirTimes].sort((a, b) => b[0].length - a[0].length);
     for (const [p, t] of dirs) {
       try {
@@ -122,6 +136,19 @@ export class TreeWriter implements TarSink {
         // removed by a later layer
       }
     }
+  }
+
+  /** What a tree kept after some layers carries into the build that resumes from it. */
+  exportState(): TreeState {
+    return { entries: this.entries, fileBytes: this.fileBytes, stats: { ...this.stats }, dirTimes: [...this.dirTimes].map(([p, t]) => [relative(this.root, p), t]) };
+  }
+
+  /** Continue on a clone of a kept tree: its limits' counters, stats and directory times. */
+  importState(s: TreeState): void {
+    this.entries = s.entries;
+    this.fileBytes = s.fileBytes;
+    this.stats = { ...s.stats };
+    for (const [p, t] of s.dirTimes) this.dirTimes.set(join(this.root, p), t);
   }
 
   abort(): void {

@@ -46,6 +46,7 @@ import {
   type ZstdMode,
 } from './convert.js';
 import type { ImageConfig } from './manifest.js';
+import { KeptTrees } from './kept-trees.js';
 
 export interface RootfsCacheOptions {
   /** Hangar's data directory; the cache lives in <dataDir>/rootfs. */
@@ -59,6 +60,14 @@ export interface RootfsCacheOptions {
   limits?: Partial<ConvertLimits>;
   /** Where layer trees are unpacked before mkfs.erofs (default: /dev/shm when it has room, else the cache's tmp dir). */
   scratchDir?: string;
+  /**
+   * Unpacked trees kept after an image's lower layers, per scratch
+   * filesystem, so a redeploy unpacks only its new top layers (default 2;
+   * 0 keeps none). On tmpfs they hold memory: about the size of the image.
+   */
+  keepTrees?: number;
+  /** A tree is kept after the last layer of at least this many compressed bytes (default 1 MiB). */
+  keepMinLayerBytes?: number;
   /** How zstd layers are decompressed: the zstd CLI (default) or the pure-JS fzstd. */
   zstd?: ZstdMode;
   /** How gzip layers are decompressed: ISA-L's igzip CLI when installed (default) or node:zlib. */
@@ -119,6 +128,7 @@ export class RootfsCache {
   }
   private readonly inflight = new Map<string, Job>();
   private readonly leases = new Map<string, number>();
+  private readonly kept: KeptTrees;
   private swept = false;
 
   constructor(private readonly options: RootfsCacheOptions) {
@@ -129,6 +139,17 @@ export class RootfsCache {
     for (const d of [this.imagesDir, this.tmpDir, this.locksDir]) mkdirSync(d, { recursive: true });
     this.budget = options.budgetBytes ?? 20 * 1024 ** 3;
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
+    this.kept = new KeptTrees(this.dir, options.keepTrees ?? 2, options.keepMinLayerBytes ?? 1 << 20);
+    for (const scratch of this.scratchBases()) KeptTrees.removeOrphans(scratch);
+  }
+
+  /** Drop the trees kept for redeploys (the daemon stops; they may hold tmpfs memory). */
+  close(): void {
+    this.kept.removeAll(this.scratchBases());
+  }
+
+  private scratchBases(): string[] {
+    return this.options.scratchDir ? [this.options.scratchDir] : ['/dev/shm', this.tmpDir];
   }
 
   /** Resolve a reference without converting: digest, platform, config, layers. */
@@ -306,9 +327,20 @@ export class RootfsCache {
     const scratch = mkdtempSync(join(scratchBase, `hangar-rootfs-${process.pid}-`));
     const tree = join(scratch, 'root');
     try {
-      mkdirSync(tree, { mode: 0o755 });
       const t0 = performance.now();
-      const stats: Record<string, number> = await buildTreeInWorker(source, image, tree, { limits: this.limits, signal, zstd: this.options.zstd, gzip: this.options.gzip });
+      // A redeploy: start from the kept tree of the same lower layers.
+      const resume = await this.kept.cloneInto(scratchBase, image.layers, tree);
+      if (!resume) mkdirSync(tree, { mode: 0o755 });
+      const keep = this.kept.plan(scratchBase, image.layers, resume?.layers ?? 0);
+      const stats: Record<string, number> = await buildTreeInWorker(source, image, tree, {
+        limits: this.limits,
+        signal,
+        zstd: this.options.zstd,
+        gzip: this.options.gzip,
+        ...(resume ? { resume } : {}),
+        ...(keep ? { keep } : {}),
+      });
+      this.kept.prune(scratchBase);
       const t1 = performance.now();
       const out = join(work, 'rootfs.erofs');
       await buildErofs(tree, out, signal);

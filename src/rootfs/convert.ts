@@ -6,8 +6,9 @@
  */
 import { createHash } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
-import { accessSync, constants as fsConstants } from 'node:fs';
-import { spawn } from 'node:child_process';
+import { accessSync, constants as fsConstants, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { dirname } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, type ZlibOptions } from 'node:zlib';
@@ -24,10 +25,11 @@ import {
   type Platform,
 } from './manifest.js';
 import type { ImageSource } from './source.js';
+import type { KeepPlan } from './kept-trees.js';
 import type { WorkerInput, WorkerOutput } from './worker.js';
 import { isDigest } from './reference.js';
 import { TarFormatError, TarParser } from './tar.js';
-import { LayerLimitError, TreeWriter, UnsafeEntryError, type TreeLimits } from './apply.js';
+import { LayerLimitError, TreeWriter, UnsafeEntryError, type TreeLimits, type TreeState } from './apply.js';
 
 export interface ResolvedImage {
   /** Canonical reference that was resolved, e.g. 127.0.0.1:5000/app:v1. */
@@ -122,6 +124,19 @@ export interface BuildTreeOptions {
   zstd?: ZstdMode;
   /** 'cli': ISA-L igzip when installed (default); 'js': node:zlib. */
   gzip?: ZstdMode;
+  /** `root` is a clone of a tree kept after the image's first `layers` layers: apply only the rest. */
+  resume?: KeptTreeState;
+  /** After applying layer index `afterLayer`, keep a hard-link clone of the tree in `dir` (see keepTree). */
+  keep?: KeepPlan;
+}
+
+/** The state file of a kept tree (`<dir>/state.json`, the tree itself in `<dir>/tree`). */
+export interface KeptTreeState {
+  /** How many of the image's first layers the tree holds. */
+  layers: number;
+  /** Decompressed bytes those layers counted against the limit. */
+  expanded: number;
+  writer: TreeState;
 }
 
 /** Apply every layer of `image` to the (empty) directory `root`. */
@@ -129,9 +144,11 @@ export async function buildTree(source: ImageSource, image: ResolvedImage, root:
   const limits = options.limits ?? DEFAULT_LIMITS;
   const treeLimits: TreeLimits = { maxEntries: limits.maxEntries, maxFileBytes: limits.maxExpandedBytes };
   const writer = new TreeWriter(root, treeLimits);
-  const budget = { expanded: 0 };
+  const start = options.resume?.layers ?? 0;
+  if (options.resume) writer.importState(options.resume.writer);
+  const budget = { expanded: options.resume?.expanded ?? 0 };
   try {
-    for (let i = 0; i < image.layers.length; i++) {
+    for (let i = start; i < image.layers.length; i++) {
       const layer = image.layers[i]!;
       try {
         writer.beginLayer();
@@ -140,12 +157,38 @@ export async function buildTree(source: ImageSource, image: ResolvedImage, root:
       } catch (e) {
         throw layerError(e, layer, i, image.layers.length, image.reference);
       }
+      if (options.keep?.afterLayer === i) keepTree(writer, options.keep, { layers: i + 1, expanded: budget.expanded, writer: writer.exportState() });
     }
     writer.finish();
   } finally {
     writer.abort();
   }
-  return { ...writer.stats, expandedBytes: budget.expanded };
+  return { ...writer.stats, expandedBytes: budget.expanded, reusedLayers: start };
+}
+
+/**
+ * Keep the tree as it is after some layers, for the next image that starts
+ * with the same layers (a redeploy changes only its top layers): a
+ * hard-link clone, so it costs directory entries, not file data. Safe
+ * because the applier never writes into an existing file: it replaces,
+ * links or removes names, and only touches metadata of what it created.
+ * Best effort: a tree that cannot be kept is simply not kept.
+ */
+function keepTree(writer: TreeWriter, plan: KeepPlan, state: KeptTreeState): void {
+  // Directory times are set at the end; the clone must carry the settled ones.
+  writer.settleDirTimes();
+  const tmp = `${plan.dir}.tmp-${process.pid}-${Date.now()}`;
+  try {
+    mkdirSync(dirname(plan.dir), { recursive: true, mode: 0o700 });
+    writeFileSync(plan.owner.file, plan.owner.dir);
+    mkdirSync(tmp, { mode: 0o700 });
+    const r = spawnSync('cp', ['-al', '--', writer.root, `${tmp}/tree`], { stdio: 'ignore' });
+    if (r.status !== 0) throw new Error('cp -al failed');
+    writeFileSync(`${tmp}/state.json`, JSON.stringify(state));
+    renameSync(tmp, plan.dir);
+  } catch {
+    rmSync(tmp, { recursive: true, force: true });
+  }
 }
 
 async function applyLayer(

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmSync, openSync, writeSync, closeSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, openSync, writeSync, closeSync, writeFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -9,7 +9,7 @@ import { RootfsCache } from '../../src/rootfs/index.js';
 import { writeBusyboxImage } from '../fixtures/busybox-image.js';
 import { ociLayoutStore } from '../fixtures/oci-layout.js';
 import { makeTar } from '../fixtures/tar-writer.js';
-import { tempDir } from './helpers.js';
+import { mountErofs, snapshot, tempDir } from './helpers.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -201,6 +201,55 @@ test('aborting an acquire stops the conversion and leaves no entry', async () =>
     assert.ok(existsSync(got.imagePath));
     got.lease.release();
   } finally {
+    t.cleanup();
+  }
+});
+
+test('a redeploy unpacks only its new top layers: the kept lower tree is cloned, never changed', async () => {
+  const t = tempDir();
+  const mounts: Array<{ unmount: () => void }> = [];
+  try {
+    const layout = join(t.dir, 'layout');
+    // Three images on one base layer. B replaces a base file, one name of the
+    // base's hard-linked busybox, and whites out another base file; C only adds a file.
+    writeBusyboxImage(layout, { tag: 'a', extraLayers: [{ tar: makeTar([{ name: 'etc/which', body: 'a' }]) }] });
+    writeBusyboxImage(layout, {
+      tag: 'b',
+      extraLayers: [{ tar: makeTar([{ name: 'etc/passwd', body: 'changed by b\n' }, { name: 'bin/sh', body: 'not a shell' }, { name: 'etc/.wh.hostname' }]) }],
+    });
+    writeBusyboxImage(layout, { tag: 'c', extraLayers: [{ tar: makeTar([{ name: 'etc/which', body: 'c' }]) }] });
+    const scratch = join(t.dir, 'scratch');
+    mkdirSync(scratch);
+    const options = { localStore: ociLayoutStore(layout), scratchDir: scratch, keepMinLayerBytes: 10_000 };
+    const cache = new RootfsCache({ dataDir: join(t.dir, 'data'), ...options });
+    const fresh = new RootfsCache({ dataDir: join(t.dir, 'fresh'), ...options, keepTrees: 0 });
+    const reusedLayers = (imagePath: string) => JSON.parse(readFileSync(join(dirname(imagePath), 'image.json'), 'utf8')).stats.reusedLayers as number;
+    const contents = (imagePath: string, name: string) => {
+      const m = mountErofs(imagePath, join(t.dir, 'mnt', name));
+      mounts.push(m);
+      return snapshot(m.dir);
+    };
+
+    const a = await cache.acquire('app:a');
+    assert.equal(reusedLayers(a.imagePath), 0);
+    const kept = readdirSync(scratch).filter((n) => n.startsWith('hangar-rootfs-kept-'));
+    assert.equal(kept.length, 1, 'the tree after the base layer is kept');
+    for (const [tag, label] of [['b', 'b'], ['c', 'c (after b changed files of the base)']] as const) {
+      const got = await cache.acquire(`app:${tag}`);
+      const want = await fresh.acquire(`app:${tag}`);
+      assert.equal(reusedLayers(got.imagePath), 1, `${label}: starts from the kept base tree`);
+      assert.equal(reusedLayers(want.imagePath), 0);
+      assert.deepEqual(contents(got.imagePath, `${tag}-got`), contents(want.imagePath, `${tag}-want`), `${label}: the same filesystem as a full conversion`);
+    }
+    assert.equal(readFileSync(join(t.dir, 'mnt', 'c-got', 'etc', 'which'), 'utf8'), 'c');
+    assert.notEqual(readFileSync(join(t.dir, 'mnt', 'c-got', 'etc', 'passwd'), 'utf8'), 'changed by b\n');
+    assert.ok(existsSync(join(t.dir, 'mnt', 'c-got', 'etc', 'hostname')), "b's whiteout did not reach the kept tree");
+    assert.notEqual(readFileSync(join(t.dir, 'mnt', 'c-got', 'bin', 'sh')).length, 'not a shell'.length);
+
+    cache.close();
+    assert.deepEqual(readdirSync(scratch).filter((n) => n.startsWith('hangar-rootfs-kept-')), [], 'close() drops the kept trees');
+  } finally {
+    for (const m of mounts.reverse()) m.unmount();
     t.cleanup();
   }
 });

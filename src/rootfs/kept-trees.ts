@@ -1,0 +1,149 @@
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, readdirSync, rmSync, statSync, utimesSync } from 'node:fs';
+import { join } from 'node:path';
+import { run } from '../shared/process.js';
+import type { KeptTreeState } from './convert.js';
+
+const PREFIX = 'hangar-rootfs-kept-';
+
+/** Where a build keeps its tree (convert.ts keepTree), and the owner file that marks whose it is. */
+export interface KeepPlan {
+  afterLayer: number;
+  dir: string;
+  owner: { file: string; dir: string };
+}
+
+/**
+ * Unpacked trees kept after an image's lower layers (convert.ts keepTree),
+ * so that the next image starting with the same layers (a redeploy, which
+ * changes only the layers on top) is a hard-link clone plus its new layers
+ * instead of a full unpack. Trees live next to the scratch trees they are
+ * cloned into (hard links cannot cross filesystems): one directory per
+ * scratch filesystem and cache, `<scratch>/hangar-rootfs-kept-<id>/<key>/`
+ * holding `tree/` and `state.json`, where key names the layer chain.
+ */
+export class KeptTrees {
+  private readonly id: string;
+  /** Trees being cloned right now: pruning leaves them alone. */
+  private readonly cloning = new Set<string>();
+
+  constructor(
+    /** The owning cache's directory (its data dir's rootfs/): names the trees, and an orphan is one whose owner is gone. */
+    private readonly owner: string,
+    /** Trees kept per scratch filesystem (0: none). */
+    private readonly max: number,
+    /** Keep after the last layer at least this big (compressed): bases and dependency installs, not the code on top. */
+    private readonly minLayerBytes: number,
+  ) {
+    this.id = createHash('sha256').update(owner).digest('hex').slice(0, 16);
+  }
+
+  private base(scratch: string): string {
+    return join(scratch, `${PREFIX}${this.id}`);
+  }
+
+  /** keys[i] names the chain of layers 0..i. */
+  private static keys(layers: ReadonlyArray<{ digest: string }>): string[] {
+    const h = createHash('sha256');
+    return layers.map((l) => h.update(`${l.digest}\n`).copy().digest('hex').slice(0, 32));
+  }
+
+  /**
+   * Clone the kept tree holding most of `layers` into `tree` (which must not
+   * exist). Returns its state, or undefined when none fits (start empty).
+   */
+  async cloneInto(scratch: string, layers: ReadonlyArray<{ digest: string }>, tree: string): Promise<KeptTreeState | undefined> {
+    if (this.max <= 0) return undefined;
+    const keys = KeptTrees.keys(layers);
+    for (let i = layers.length - 1; i >= 0; i--) {
+      const dir = join(this.base(scratch), keys[i]!);
+      let state: KeptTreeState;
+      try {
+        state = JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as KeptTreeState;
+      } catch {
+        continue;
+      }
+      if (state.layers !== i + 1) continue;
+      this.cloning.add(dir);
+      try {
+        const r = await run('cp', ['-al', '--', join(dir, 'tree'), tree], { allowFailure: true });
+        if (r.code !== 0) {
+          rmSync(tree, { recursive: true, force: true });
+          continue;
+        }
+        const now = new Date();
+        utimesSync(join(dir, 'state.json'), now, now);
+        return state;
+      } finally {
+        this.cloning.delete(dir);
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * Where this build should keep its tree: after the last layer of at least
+   * minLayerBytes, when that layer is applied in this build (index ≥ start)
+   * and no tree holds that chain yet.
+   */
+  plan(scratch: string, layers: ReadonlyArray<{ digest: string; size: number }>, start: number): KeepPlan | undefined {
+    if (this.max <= 0) return undefined;
+    let m = -1;
+    layers.forEach((l, i) => {
+      if (l.size >= this.minLayerBytes) m = i;
+    });
+    if (m < start) return undefined;
+    const base = this.base(scratch);
+    const dir = join(base, KeptTrees.keys(layers)[m]!);
+    return existsSync(dir) ? undefined : { afterLayer: m, dir, owner: { file: join(base, 'owner'), dir: this.owner } };
+  }
+
+  /** Keep at most `max` trees on this scratch filesystem: the least recently used go (never one being cloned). */
+  prune(scratch: string): void {
+    const base = this.base(scratch);
+    let names: string[];
+    try {
+      names = readdirSync(base).filter((n) => /^[0-9a-f]{32}$/.test(n));
+    } catch {
+      return;
+    }
+    const used = (n: string) => {
+      try {
+        return statSync(join(base, n, 'state.json')).mtimeMs;
+      } catch {
+        return 0;
+      }
+    };
+    const byAge = names.map((n) => [n, used(n)] as const).sort((a, b) => b[1] - a[1]);
+    for (const [n] of byAge.slice(this.max)) {
+      if (!this.cloning.has(join(base, n))) rmSync(join(base, n), { recursive: true, force: true });
+    }
+  }
+
+  /** Remove this cache's trees (the daemon stops), and any whose owning data dir no longer exists. */
+  removeAll(scratches: string[]): void {
+    for (const scratch of scratches) {
+      rmSync(this.base(scratch), { recursive: true, force: true });
+      KeptTrees.removeOrphans(scratch);
+    }
+  }
+
+  /** Trees of caches whose data dir is gone (a test's temp dir, a daemon killed before it could clean up). */
+  static removeOrphans(scratch: string): void {
+    let names: string[];
+    try {
+      names = readdirSync(scratch).filter((n) => n.startsWith(PREFIX));
+    } catch {
+      return;
+    }
+    for (const n of names) {
+      let owner: string | undefined;
+      try {
+        owner = readFileSync(join(scratch, n, 'owner'), 'utf8');
+      } catch {
+        // no owner file yet: being created right now, or empty; leave it
+      }
+      if (owner !== undefined && !existsSync(owner)) rmSync(join(scratch, n), { recursive: true, force: true });
+    }
+  }
+}
