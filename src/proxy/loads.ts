@@ -63,8 +63,6 @@ export interface SharedLoads {
   counts: SharedArrayBuffer;
   times: SharedArrayBuffer;
   ctrl: SharedArrayBuffer;
-  /** Float64: [0] when the main thread last computed the routes, [1] when a worker last leased on its own. */
-  marks: SharedArrayBuffer;
 }
 
 export function newSharedLoads(): SharedLoads {
@@ -72,7 +70,6 @@ export function newSharedLoads(): SharedLoads {
     counts: new SharedArrayBuffer(4 * MAX_SHARED_MACHINES),
     times: new SharedArrayBuffer(8 * MAX_SHARED_MACHINES),
     ctrl: new SharedArrayBuffer(4 * 4),
-    marks: new SharedArrayBuffer(8 * 2),
   };
 }
 
@@ -90,7 +87,6 @@ export class LoadTable {
   readonly counts: Int32Array;
   readonly times: Float64Array;
   readonly ctrl: Int32Array;
-  readonly marks: Float64Array;
   /** Machine id → slot (main thread only: it hands slots out). */
   private readonly slots = new Map<string, number>();
 
@@ -98,7 +94,6 @@ export class LoadTable {
     this.counts = new Int32Array(shared.counts);
     this.times = new Float64Array(shared.times);
     this.ctrl = new Int32Array(shared.ctrl);
-    this.marks = new Float64Array(shared.marks);
   }
 
   /**

@@ -7,7 +7,7 @@ import { CLOSED, LoadTable, takeSlot } from './loads.js';
 import type { Lease, LeaseSource, Route } from './pool.js';
 import { createDataPlane } from './server.js';
 import type { BackendMachine, ProxyService } from './types.js';
-import { ROUTE_TTL_MS, type FromWorker, type ToWorker, type WorkerData } from './workers.js';
+import type { FromWorker, ToWorker, WorkerData } from './workers.js';
 
 /*
  * A proxy worker thread (workers.ts): the request path on the shared
@@ -19,7 +19,6 @@ const port = parentPort!;
 const data = workerData as WorkerData;
 const table = new LoadTable(data.shared);
 const counts = table.counts;
-const marks = table.marks;
 const post = (m: FromWorker) => port.postMessage(m);
 
 /** A route as this thread uses it: machine objects made once per route. */
@@ -69,7 +68,7 @@ class RemoteLeases implements LeaseSource {
   /** As Pool.tryAcquire: the least loaded ready machine below its soft limit, from this thread. */
   tryAcquire(app: string): Lease | undefined {
     const r = this.routes.get(app);
-    if (r === undefined || clock.now - marks[0]! > ROUTE_TTL_MS) return undefined;
+    if (r === undefined) return undefined;
     const limit = r.limit;
     const ms = r.machines;
     let best = -1;
@@ -85,7 +84,6 @@ class RemoteLeases implements LeaseSource {
     if (best < 0) return undefined;
     const pick = ms[best]!;
     if (!takeSlot(counts, pick.slot, limit)) return undefined;
-    marks[1] = clock.now;
     return new WorkerLease(pick.m, r.service, pick.port, pick.slot, app);
   }
 

@@ -2,7 +2,7 @@ import type { Server } from 'node:net';
 import { Worker } from 'node:worker_threads';
 import { HangarError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
-import { clock, tick } from './clock.js';
+import { tick } from './clock.js';
 import { offerListener } from './listener.js';
 import type { LoadTable, SharedLoads } from './loads.js';
 import { handOver, type Pool, type Route } from './pool.js';
@@ -31,18 +31,8 @@ import type { DataPlaneSettings } from './server.js';
  * the stop, so no thread can lease it from a stale route.
  */
 
-/** How often the routes workers use are recomputed (while workers use them) and pushed when changed. */
+/** How often the routes workers use are recomputed and pushed when changed. */
 const REFRESH_MS = 100;
-/**
- * A worker uses its routes only this long after the main thread last
- * computed them. Routes are recomputed only while workers lease from them,
- * so after a quiet spell the first request goes through the main thread,
- * which reads the machines afresh, as one thread does (a machine stopped
- * through the API meanwhile is then started, not refused).
- */
-export const ROUTE_TTL_MS = 150;
-/** Routes are recomputed while a worker leased from them within this. */
-const ACTIVE_MS = 250;
 
 export type ToWorker =
   | { t: 'route'; app: string; route: Route | null }
@@ -103,13 +93,11 @@ export async function startWorkers(o: StartWorkers): Promise<Workers> {
     const msg: ToWorker = { t: 'route', app, route };
     for (const w of threads) w.postMessage(msg);
   };
-  const marks = o.table.marks;
   const refresh = () => {
     if (closed) return;
     // This thread reads no sockets now, so its clock (health, idle times) is kept here.
     tick();
     for (const app of published.keys()) publish(app);
-    marks[0] = clock.now;
   };
   let soon = false;
   const refreshSoon = () => {
@@ -120,9 +108,7 @@ export async function startWorkers(o: StartWorkers): Promise<Workers> {
       refresh();
     });
   };
-  const timer = setInterval(() => {
-    if (tick() - marks[1]! < ACTIVE_MS) refresh();
-  }, REFRESH_MS);
+  const timer = setInterval(refresh, REFRESH_MS);
   timer.unref();
 
   const onMessage = (w: Worker, m: FromWorker) => {
@@ -151,10 +137,8 @@ export async function startWorkers(o: StartWorkers): Promise<Workers> {
             w.postMessage(reply);
           },
         );
-        if (!published.has(m.app) || clock.now - marks[0]! > REFRESH_MS) {
-          published.set(m.app, '');
-          refresh();
-        } else refreshSoon();
+        if (!published.has(m.app)) publish(m.app);
+        else refreshSoon();
         break;
       }
       case 'released':

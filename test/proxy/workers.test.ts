@@ -187,18 +187,3 @@ test('workers: autostop never stops a machine serving a request; a refused machi
     }
   });
 });
-
-test('workers: a machine stopped elsewhere during a quiet spell is started by the next request, not refused', async () => {
-  const m = await new TestMachine('m1', [{ ...web(80), autostart: true }]).up();
-  const b = new TestBackends().add('alpha', m);
-  await withProxy(b, WORKERS, async (port) => {
-    for (let i = 0; i < 5; i++) assert.equal((await call(port, 'alpha.localhost')).status, 200);
-    // Quiet: routes are no longer recomputed. Then the machine is stopped
-    // through the API, say (the proxy is not told), and a request comes.
-    await sleep(800);
-    await m.down();
-    const r = await call(port, 'alpha.localhost');
-    assert.equal(r.status, 200, r.body);
-    assert.deepEqual(b.startCalls, ['m1']);
-  });
-});
