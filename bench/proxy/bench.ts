@@ -12,11 +12,7 @@
  * vm_* (guest-bound: tens of req/s under TCG).
  *
  *   node dist/bench/proxy/bench.js [--runs N] [--duration S] [--connections C]
- *        [--boot-json FILE] [--cold N] [--no-vm] [--profile DIR] [--workers N]
- *
- * --workers N: Hangar's proxies run N worker threads (ProxyOptions.workers,
- * the daemon's proxyWorkers) and both nginx reverse proxies get
- * worker_processes N; the backend nginx keeps 1.
+ *        [--boot-json FILE] [--cold N] [--no-vm] [--profile DIR]
  *
  * BOOT_JSON / --boot-json: bench/boot's JSON line (else bench/boot is run
  * with 2 runs). Medians on stderr; the last stdout line is one JSON object.
@@ -43,11 +39,8 @@ const { values: args } = parseArgs({
     cold: { type: 'string', default: '3' },
     'no-vm': { type: 'boolean', default: false },
     profile: { type: 'string' },
-    workers: { type: 'string', default: '1' },
   },
 });
-/** Proxy threads on each side: Hangar's `workers` and nginx's `worker_processes` (the same N, so the comparison stays fair). */
-const WORKERS = Math.max(1, Number(args.workers));
 const RUNS = Number(args.runs);
 const DURATION = Number(args.duration);
 const CONNS = Number(args.connections);
@@ -90,9 +83,9 @@ async function wrk(url: string, host: string): Promise<WrkResult> {
 }
 
 /** nginx with a temp prefix; `http` is the body of its http {} block. */
-async function startNginx(dir: string, http: string, port: number, workers = 1): Promise<ChildProcess> {
+async function startNginx(dir: string, http: string, port: number): Promise<ChildProcess> {
   mkdirSync(dir, { recursive: true });
-  const conf = `worker_processes ${workers};
+  const conf = `worker_processes 1;
 daemon off;
 pid ${dir}/nginx.pid;
 error_log ${dir}/error.log warn;
@@ -143,24 +136,21 @@ function cpuOf(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in USER_HZ (100)
 }
 
-/** Runs wrk and charges the CPU the proxy processes used to each request. */
-async function measured(target: () => Promise<WrkResult>, pids: number[]): Promise<WrkResult> {
-  const cpu = () => pids.reduce((a, p) => a + cpuOf(p), 0);
-  const before = pids.length ? cpu() : 0;
+/** Runs wrk and charges the CPU the proxy process used to each request. */
+async function measured(target: () => Promise<WrkResult>, pid: number | undefined): Promise<WrkResult> {
+  const before = pid ? cpuOf(pid) : 0;
   const r = await target();
-  if (pids.length) r.cpuUsPerReq = ((cpu() - before) * 1e6) / r.requests;
+  if (pid) r.cpuUsPerReq = ((cpuOf(pid) - before) * 1e6) / r.requests;
   return r;
 }
 
 async function series(label: string, backendPort: number, proxyPort: number, nginxPort: number, path: string, nginxMaster?: ChildProcess): Promise<Series> {
   const s: Series = { direct: [], hangar: [], nginx: [] };
-  // Every nginx worker process (the master only forks them).
-  const workers = nginxMaster?.pid ? readFileSync(`/proc/${nginxMaster.pid}/task/${nginxMaster.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number) : [];
+  const worker = nginxMaster?.pid ? Number(readFileSync(`/proc/${nginxMaster.pid}/task/${nginxMaster.pid}/children`, 'utf8').trim().split(/\s+/)[0]) : undefined;
   const targets = {
     direct: () => wrk(`http://127.0.0.1:${backendPort}${path}`, `127.0.0.1:${backendPort}`),
-    // The whole process: its worker threads, if any, are in it.
-    hangar: () => measured(() => wrk(`http://127.0.0.1:${proxyPort}${path}`, `${APP}.localhost:${proxyPort}`), [process.pid]),
-    nginx: () => measured(() => wrk(`http://127.0.0.1:${nginxPort}${path}`, `${APP}.localhost`), workers),
+    hangar: () => measured(() => wrk(`http://127.0.0.1:${proxyPort}${path}`, `${APP}.localhost:${proxyPort}`), process.pid),
+    nginx: () => measured(() => wrk(`http://127.0.0.1:${nginxPort}${path}`, `${APP}.localhost`), worker),
   };
   const order: (keyof Series)[] = ['direct', 'hangar', 'nginx'];
   // Warm-up (connections, JIT), not counted.
@@ -233,9 +223,9 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 let t: TestDaemon | undefined;
 let profiler: Session | undefined;
 try {
-  t = await startTestDaemon({ proxyListen: '127.0.0.1:0', proxyWorkers: WORKERS });
+  t = await startTestDaemon({ proxyListen: '127.0.0.1:0' });
   const proxyPort = Number(new URL(t.daemon.proxyUrl).port);
-  const result: Record<string, unknown> = { bench: 'proxy', runs: RUNS, duration_s: DURATION, connections: CONNS, hangar_workers: WORKERS, nginx_workers: WORKERS };
+  const result: Record<string, unknown> = { bench: 'proxy', runs: RUNS, duration_s: DURATION, connections: CONNS, nginx_workers: 1 };
 
   // Host backend: nginx answering a fixed 13-byte body (keep-alive).
   const hostBackend = await freePort();
@@ -253,7 +243,7 @@ try {
   // instance in this process, same as the daemon's) routes the app to it.
   const hostProxyPort = await startHostRoutedProxy(hostBackend);
   const nginxHost = await freePort();
-  const nginxHostProc = await startNginx(join(work, 'nginx-host'), reverseProxy(nginxHost, hostBackend), nginxHost, WORKERS);
+  const nginxHostProc = await startNginx(join(work, 'nginx-host'), reverseProxy(nginxHost, hostBackend), nginxHost);
   children.push(nginxHostProc);
   const hostSummary = summary(await series('host', hostBackend, hostProxyPort, nginxHost, '/', nginxHostProc));
 
@@ -286,7 +276,7 @@ try {
   let vmSummary: ReturnType<typeof summary> | undefined;
   if (vmPort && machineId) {
     const nginxVm = await freePort();
-    const nginxVmProc = await startNginx(join(work, 'nginx-vm'), reverseProxy(nginxVm, vmPort), nginxVm, WORKERS);
+    const nginxVmProc = await startNginx(join(work, 'nginx-vm'), reverseProxy(nginxVm, vmPort), nginxVm);
     children.push(nginxVmProc);
     vmSummary = summary(await series('vm  ', vmPort, proxyPort, nginxVm, '/index.html', nginxVmProc));
   }
@@ -381,7 +371,7 @@ async function startHostRoutedProxy(backendPort: number): Promise<number> {
   // per-list service lookup (and a WeakMap insert) on every request, work
   // the daemon's proxy does not do.
   const machines = [machine];
-  const p = createProxy({ backends: { machinesFor: (app) => (app === APP ? machines : undefined), start: async () => {}, stop: async () => {} }, log: createLogger(() => {}), workers: WORKERS });
+  const p = createProxy({ backends: { machinesFor: (app) => (app === APP ? machines : undefined), start: async () => {}, stop: async () => {} }, log: createLogger(() => {}) });
   const port = await p.listen('127.0.0.1', 0);
   stopHostProxy = () => p.close();
   return port;

@@ -36,8 +36,6 @@ export interface DaemonOptions {
   proxyListen?: string;
   /** Apps are served at <app>.<proxyDomain> (default localhost, or $HANGAR_PROXY_DOMAIN). */
   proxyDomain?: string;
-  /** Proxy threads (default 1, or $HANGAR_PROXY_WORKERS): docs/proxy.md, "Worker threads". */
-  proxyWorkers?: number;
   logger?: Logger;
   /**
    * Upstream of the Docker Hub mirror's pull-through (docs/registry.md), e.g.
@@ -215,7 +213,6 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       apps: () => accounts.listApps({ tokenId: 'proxy', orgId: null }).map((a) => a.name),
     }),
     domain: options.proxyDomain ?? process.env.HANGAR_PROXY_DOMAIN,
-    workers: options.proxyWorkers ?? (Number(process.env.HANGAR_PROXY_WORKERS) || 1),
     log,
   });
   let proxyPort: number;
