@@ -1,7 +1,7 @@
 import type { Logger } from '../shared/log.js';
 import type { Client, ActiveExchange } from './client.js';
 import type { RequestHead, ResponseHead } from './http1.js';
-import type { LeaseSource } from './pool.js';
+import type { Pool } from './pool.js';
 import type { UpstreamPool } from './upstream.js';
 
 /**
@@ -21,7 +21,7 @@ export interface ProxyContext {
   readonly maxHeaderSize: number;
   /** `Connection: keep-alive` plus `Keep-Alive: timeout=N`, for answers that keep the connection. */
   readonly keepAliveHeader: string;
-  readonly pool: LeaseSource;
+  readonly pool: Pool;
   readonly upstreams: UpstreamPool;
   /** Response heads are consumed as soon as they are parsed: one object for all. */
   readonly scratchResponse: ResponseHead;

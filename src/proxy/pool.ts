@@ -2,7 +2,6 @@ import { HangarError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { clock } from './clock.js';
 import type { HealthTracker } from './health.js';
-import { LocalLoad, SharedLoad, type Load, type LoadTable } from './loads.js';
 import type { BackendMachine, ProxyBackends, ProxyService } from './types.js';
 
 export interface Lease {
@@ -12,28 +11,8 @@ export interface Lease {
   release(): void;
 }
 
-/** What an exchange leases machines from: the Pool, or in a worker thread its view of the main thread's (workers.ts). */
-export interface LeaseSource {
-  tryAcquire(app: string): Lease | undefined;
-  acquire(app: string, exclude?: Set<string>, maxWaitMs?: number): Promise<Lease>;
-  suspect(lease: Lease): void;
-}
-
-/** The machines a worker thread may lease from without asking (workers.ts). */
-export interface Route {
-  soft: number;
-  hard: number;
-  internalPort: number;
-  /** Ready, started machines: id, host port, slot in the shared load table. */
-  machines: { id: string; port: number; slot: number }[];
-}
-
 export interface PoolOptions {
   backends: ProxyBackends;
-  /** Loads shared with worker threads (else plain objects). */
-  table?: LoadTable;
-  /** After wake(): something changed (health, a start or stop finished, a slot freed). */
-  onChange?: () => void;
   health: HealthTracker;
   log: Logger;
   /** How long a request waits for a free slot when every machine is at its hard limit. */
@@ -44,6 +23,13 @@ export interface PoolOptions {
   startRetryMs: number;
   /** Autostop: a machine without traffic for this long is stopped. */
   idleStopMs: number;
+}
+
+interface Load {
+  inflight: number;
+  lastActive: number;
+  /** Host port of the boot lastActive belongs to; a new boot resets the idle clock. */
+  port: number | undefined;
 }
 
 class PoolLease implements Lease {
@@ -61,21 +47,6 @@ class PoolLease implements Lease {
     this.done = true;
     this.pool.released(this.load);
   }
-
-  /** The slot goes to a worker thread, which gives it back itself. */
-  handOver(): number {
-    if (!(this.load instanceof SharedLoad)) return -1;
-    this.done = true;
-    return this.load.slot;
-  }
-}
-
-/**
- * A lease the main thread took for a worker thread: the worker gives the
- * slot back itself (workers.ts). -1 when the machine has no shared slot.
- */
-export function handOver(lease: Lease): number {
-  return (lease as PoolLease).handOver();
 }
 
 const STARTABLE = new Set(['stopped', 'created', 'failed', 'suspended']);
@@ -104,7 +75,7 @@ const autostopOn = (s: ProxyService) => s.autostop === true || s.autostop === 's
  * soft and hard concurrency limits), holding requests while machines start
  * or slots free up, and the autostart/autostop policy.
  */
-export class Pool implements LeaseSource {
+export class Pool {
   private readonly loads = new Map<string, Load>();
   private readonly starting = new Map<string, Promise<void>>();
   private readonly startFailed = new Map<string, { at: number; reason: string }>();
@@ -130,11 +101,9 @@ export class Pool implements LeaseSource {
 
   /** Wakes every held request so it looks again. */
   wake(): void {
-    this.o.onChange?.();
     const w = this.waiters;
     if (w.length === 0) return;
     this.waiters = [];
-    this.o.table?.setWaiting(false);
     for (const f of w) f();
   }
 
@@ -175,26 +144,7 @@ export class Pool implements LeaseSource {
     }
     if (!bestLoad) return undefined;
     this.seenApps.add(app);
-    // Another thread may have taken the last slot since the look: then the slow path.
-    return this.lease(svc, { m: bestM!, port: bestPort, load: bestLoad }, Math.min(soft, hard));
-  }
-
-  /** What a worker thread may lease from for `app` (machines tryAcquire would consider), or undefined (no such app or service). */
-  route(app: string): Route | undefined {
-    const machines = this.o.backends.machinesFor(app);
-    if (!machines) return undefined;
-    this.seenApps.add(app);
-    const svc = this.serviceOf(machines);
-    if (!svc) return undefined;
-    const out: Route = { soft: svc.concurrency?.soft_limit ?? Infinity, hard: svc.concurrency?.hard_limit ?? Infinity, internalPort: svc.internal_port, machines: [] };
-    for (const m of machines) {
-      if (m.state !== 'started' || this.starting.has(m.id) || this.stopping.has(m.id)) continue;
-      const port = m.hostPort(svc.internal_port);
-      if (port === undefined || this.o.health.status(m, svc, port) !== 'passing') continue;
-      const load = this.load(m.id, port);
-      if (load instanceof SharedLoad) out.machines.push({ id: m.id, port, slot: load.slot });
-    }
-    return out;
+    return this.lease(svc, { m: bestM!, port: bestPort, load: bestLoad });
   }
 
   /** httpService() per machine list (lists are cached by the backends, so this hits). */
@@ -208,14 +158,15 @@ export class Pool implements LeaseSource {
     return s ?? undefined;
   }
 
-  private lease(svc: ProxyService, pick: { m: BackendMachine; port: number; load: Load }, limit: number): PoolLease | undefined {
-    if (!pick.load.take(limit)) return undefined;
+  private lease(svc: ProxyService, pick: { m: BackendMachine; port: number; load: Load }): Lease {
+    pick.load.inflight++;
     return new PoolLease(pick.m, svc, pick.port, pick.load, this);
   }
 
   /** A lease ended (PoolLease.release). */
   released(load: Load): void {
-    load.give(clock.now);
+    load.inflight--;
+    load.lastActive = clock.now;
     if (this.waiters.length) this.wake();
   }
 
@@ -283,13 +234,7 @@ export class Pool implements LeaseSource {
       // while still serving this request from the least loaded.
       if (!best && autostart && startable && !booting && routable > 0) this.kick(app, startable);
       const pick = best ?? bestOverSoft;
-      if (pick) {
-        const soft = svc.concurrency?.soft_limit ?? Infinity;
-        const lease = this.lease(svc, pick, best ? Math.min(soft, hard) : hard);
-        if (lease) return lease;
-        // A worker thread took that slot between the look and the lease: look again.
-        continue;
-      }
+      if (pick) return this.lease(svc, pick);
 
       if (routable > 0) {
         if (Date.now() >= queueDeadline) {
@@ -352,8 +297,7 @@ export class Pool implements LeaseSource {
   private load(id: string, port: number): Load {
     let l = this.loads.get(id);
     if (!l) {
-      const now = Date.now();
-      l = this.o.table?.load(id, port, now) ?? new LocalLoad(port, now);
+      l = { inflight: 0, lastActive: Date.now(), port };
       this.loads.set(id, l);
     } else if (l.port !== port) {
       l.port = port;
@@ -392,7 +336,6 @@ export class Pool implements LeaseSource {
         resolve();
       }
       this.waiters.push(done);
-      this.o.table?.setWaiting(true);
     });
   }
 
@@ -419,10 +362,8 @@ export class Pool implements LeaseSource {
         .map((m) => ({ m, load: this.load(m.id, m.hostPort(svc.internal_port) ?? -1) }))
         .filter(({ load }) => load.inflight === 0 && now - load.lastActive >= this.o.idleStopMs)
         .sort((a, b) => a.load.lastActive - b.load.lastActive);
-      for (const { m, load } of idle) {
+      for (const { m } of idle) {
         if (running <= min) break;
-        // Closed only with nothing in flight (a worker thread may have just leased it).
-        if (!load.close()) continue;
         running--;
         this.stopping.add(m.id);
         this.stops++;
@@ -437,14 +378,6 @@ export class Pool implements LeaseSource {
           });
       }
     }
-  }
-
-  /** suspect() for a lease a worker thread held (workers.ts). */
-  suspectMachine(app: string, id: string, port: number): void {
-    const machines = this.o.backends.machinesFor(app);
-    const m = machines?.find((x) => x.id === id);
-    const svc = machines && this.serviceOf(machines);
-    if (m && svc) this.o.health.suspect(m, svc, port);
   }
 
   /** The machine refused a connection: no traffic until it answers a probe again. */

@@ -6,11 +6,9 @@ import type { ProxyContext } from './context.js';
 import { Exchange } from './exchange.js';
 import { HealthTracker } from './health.js';
 import { parseResponseHead, type RequestHead } from './http1.js';
-import { newSharedLoads, LoadTable } from './loads.js';
-import { Pool, type LeaseSource } from './pool.js';
+import { Pool } from './pool.js';
 import { UpstreamPool } from './upstream.js';
 import type { ProxyBackends } from './types.js';
-import { startWorkers, type Workers } from './workers.js';
 
 /*
  * The proxy, composed: settings and pools (one ProxyContext), the listening
@@ -44,14 +42,6 @@ export interface ProxyOptions {
   probeIntervalMs?: number;
   /** One readiness probe attempt gives up after this (default 2 s). */
   probeTimeoutMs?: number;
-  /**
-   * Threads serving client connections (default 1: this thread). With
-   * N > 1, N worker threads accept on the listening socket instead and
-   * lease machines from counters shared with this thread (workers.ts);
-   * machine states, readiness, autostart, the queue and autostop stay on
-   * this thread, and `server` no longer accepts once listen() resolves.
-   */
-  workers?: number;
 }
 
 export interface Proxy {
@@ -72,86 +62,13 @@ function newExchange(c: Client, head: RequestHead): Exchange {
   return new Exchange(c, head);
 }
 
-/** The settings of the request path (the same in every thread). */
-export interface DataPlaneSettings {
-  domain: string;
-  headersTimeoutMs: number;
-  responseTimeoutMs: number;
-  idleTimeoutMs: number;
-  keepAliveTimeoutMs: number;
-  maxHeaderSize: number;
-}
-
-export function dataPlaneSettings(options: ProxyOptions): DataPlaneSettings {
-  return {
-    domain: (options.domain ?? 'localhost').toLowerCase().replace(/^\.|\.$/g, ''),
-    headersTimeoutMs: options.headersTimeoutMs ?? 10_000,
-    responseTimeoutMs: options.responseTimeoutMs ?? 60_000,
-    idleTimeoutMs: options.idleTimeoutMs ?? 60_000,
-    keepAliveTimeoutMs: options.keepAliveTimeoutMs ?? 30_000,
-    maxHeaderSize: options.maxHeaderSize ?? 16 * 1024,
-  };
-}
-
-export interface DataPlane {
-  server: Server;
-  ctx: ProxyContext;
-  /** Stops the timer, drops every client and machine connection, stops accepting (resolves once closed). */
-  close(): Promise<void>;
-}
-
-/** Client connections, exchanges and machine connections of one thread, leasing machines from `leases`. */
-export function createDataPlane(s: DataPlaneSettings, leases: LeaseSource, log: Logger): DataPlane {
-  const upstreams = new UpstreamPool(UPSTREAM_IDLE_MAX, UPSTREAM_IDLE_MS);
-  const ctx: ProxyContext = {
-    log,
-    domain: s.domain,
-    port: 0,
-    headersTimeoutMs: s.headersTimeoutMs,
-    responseTimeoutMs: s.responseTimeoutMs,
-    idleTimeoutMs: s.idleTimeoutMs,
-    keepAliveTimeoutMs: s.keepAliveTimeoutMs,
-    maxHeaderSize: s.maxHeaderSize,
-    keepAliveHeader: `Connection: keep-alive\r\nKeep-Alive: timeout=${Math.floor(s.keepAliveTimeoutMs / 1000)}\r\n`,
-    pool: leases,
-    upstreams,
-    scratchResponse: parseResponseHead(Buffer.from('HTTP/1.1 200 OK\r\n\r\n'), 0, 19),
-    exchange: newExchange,
-  };
-  const clients = new Set<Client>();
-
-  const server = createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (sock: Socket) => acceptClient(ctx, clients, sock));
-
-  // One timer for every timeout: header, idle, keep-alive, response.
-  const sweepMs = Math.max(10, Math.min(1_000, Math.floor(Math.min(s.headersTimeoutMs, s.idleTimeoutMs, s.keepAliveTimeoutMs, s.responseTimeoutMs) / 4)));
-  const sweeper = setInterval(() => {
-    const now = tick();
-    for (const c of clients) checkClient(c, now);
-    upstreams.sweep(now);
-  }, sweepMs);
-  sweeper.unref();
-
-  return {
-    server,
-    ctx,
-    close() {
-      return new Promise<void>((resolve) => {
-        clearInterval(sweeper);
-        if (server.listening) server.close(() => resolve());
-        else resolve();
-        for (const c of clients) c.sock.destroy();
-        upstreams.close();
-      });
-    },
-  };
-}
-
 export function createProxy(options: ProxyOptions): Proxy {
   const log = options.log ?? createLogger();
-  const settings = dataPlaneSettings(options);
-  const nWorkers = Math.max(1, Math.floor(options.workers ?? 1));
-  const table = nWorkers > 1 ? new LoadTable(newSharedLoads()) : undefined;
-  let workers: Workers | undefined;
+  const domain = (options.domain ?? 'localhost').toLowerCase().replace(/^\.|\.$/g, '');
+  const headersTimeoutMs = options.headersTimeoutMs ?? 10_000;
+  const responseTimeoutMs = options.responseTimeoutMs ?? 60_000;
+  const idleTimeoutMs = options.idleTimeoutMs ?? 60_000;
+  const keepAliveTimeoutMs = options.keepAliveTimeoutMs ?? 30_000;
   let pool: Pool;
   const health = new HealthTracker({
     onChange: () => pool.wake(),
@@ -166,39 +83,60 @@ export function createProxy(options: ProxyOptions): Proxy {
     startTimeoutMs: options.startTimeoutMs ?? 60_000,
     startRetryMs: 5_000,
     idleStopMs: options.autostopIdleMs ?? 300_000,
-    ...(table ? { table, onChange: () => workers?.changed() } : {}),
   });
-  const dp = createDataPlane(settings, pool, log);
-  const { server, ctx } = dp;
+  const upstreams = new UpstreamPool(UPSTREAM_IDLE_MAX, UPSTREAM_IDLE_MS);
+  const ctx: ProxyContext = {
+    log,
+    domain,
+    port: 0,
+    headersTimeoutMs,
+    responseTimeoutMs,
+    idleTimeoutMs,
+    keepAliveTimeoutMs,
+    maxHeaderSize: options.maxHeaderSize ?? 16 * 1024,
+    keepAliveHeader: `Connection: keep-alive\r\nKeep-Alive: timeout=${Math.floor(keepAliveTimeoutMs / 1000)}\r\n`,
+    pool,
+    upstreams,
+    scratchResponse: parseResponseHead(Buffer.from('HTTP/1.1 200 OK\r\n\r\n'), 0, 19),
+    exchange: newExchange,
+  };
+  const clients = new Set<Client>();
+
+  const server = createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (sock: Socket) => acceptClient(ctx, clients, sock));
+
+  // One timer for every timeout: header, idle, keep-alive, response.
+  const sweepMs = Math.max(10, Math.min(1_000, Math.floor(Math.min(headersTimeoutMs, idleTimeoutMs, keepAliveTimeoutMs, responseTimeoutMs) / 4)));
+  const sweeper = setInterval(() => {
+    const now = tick();
+    for (const c of clients) checkClient(c, now);
+    upstreams.sweep(now);
+  }, sweepMs);
+  sweeper.unref();
 
   let closing: Promise<void> | undefined;
   return {
     server,
     pool,
-    domain: settings.domain,
-    async listen(host, port) {
-      await new Promise<void>((resolve, reject) => {
+    domain,
+    listen(host, port) {
+      return new Promise((resolve, reject) => {
         server.once('error', reject);
         server.listen(port, host, () => {
           server.off('error', reject);
           ctx.port = (server.address() as AddressInfo).port;
-          resolve();
+          resolve(ctx.port);
         });
       });
-      if (table) {
-        // The worker threads take over the socket (each its own descriptor);
-        // this thread keeps the policy and no longer accepts.
-        workers = await startWorkers({ count: nWorkers, server, port: ctx.port, settings, table, pool, log });
-        server.close();
-      }
-      return ctx.port;
     },
     close() {
-      closing ??= (async () => {
+      closing ??= new Promise<void>((resolve) => {
+        clearInterval(sweeper);
         pool.close();
         health.close();
-        await Promise.all([dp.close(), workers?.close()]);
-      })();
+        server.close(() => resolve());
+        for (const c of clients) c.sock.destroy();
+        upstreams.close();
+      });
       return closing;
     },
   };
