@@ -25,7 +25,7 @@ import {
   type Platform,
 } from './manifest.js';
 import type { ImageSource } from './source.js';
-import type { KeepPlan } from './kept-trees.js';
+import { ownedPrivateDir, type KeepPlan } from './kept-trees.js';
 import type { WorkerInput, WorkerOutput } from './worker.js';
 import { isDigest } from './reference.js';
 import { TarFormatError, TarParser } from './tar.js';
@@ -180,6 +180,7 @@ function keepTree(writer: TreeWriter, plan: KeepPlan, state: KeptTreeState): voi
   const tmp = `${plan.dir}.tmp-${process.pid}-${Date.now()}`;
   try {
     mkdirSync(dirname(plan.dir), { recursive: true, mode: 0o700 });
+    if (!ownedPrivateDir(dirname(plan.dir))) return;
     writeFileSync(plan.owner.file, plan.owner.dir);
     mkdirSync(tmp, { mode: 0o700 });
     const r = spawnSync('cp', ['-al', '--', writer.root, `${tmp}/tree`], { stdio: 'ignore' });

@@ -1,10 +1,25 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync, rmSync, statSync, utimesSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, readdirSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { run } from '../shared/process.js';
 import type { KeptTreeState } from './convert.js';
 
 const PREFIX = 'hangar-rootfs-kept-';
+
+/**
+ * Whether `dir` is a real directory of ours that nobody else can write: the
+ * scratch filesystem is usually /dev/shm, where any local user could have
+ * made a directory of the same (predictable) name and filled it with a tree
+ * for us to put into an image.
+ */
+export function ownedPrivateDir(dir: string): boolean {
+  try {
+    const st = lstatSync(dir);
+    return st.isDirectory() && st.uid === process.getuid?.() && (st.mode & 0o077) === 0;
+  } catch {
+    return false;
+  }
+}
 
 /** Where a build keeps its tree (convert.ts keepTree), and the owner file that marks whose it is. */
 export interface KeepPlan {
@@ -53,7 +68,7 @@ export class KeptTrees {
    * exist). Returns its state, or undefined when none fits (start empty).
    */
   async cloneInto(scratch: string, layers: ReadonlyArray<{ digest: string }>, tree: string): Promise<KeptTreeState | undefined> {
-    if (this.max <= 0) return undefined;
+    if (this.max <= 0 || !ownedPrivateDir(this.base(scratch))) return undefined;
     const keys = KeptTrees.keys(layers);
     for (let i = layers.length - 1; i >= 0; i--) {
       const dir = join(this.base(scratch), keys[i]!);
@@ -143,7 +158,7 @@ export class KeptTrees {
       } catch {
         // no owner file yet: being created right now, or empty; leave it
       }
-      if (owner !== undefined && !existsSync(owner)) rmSync(join(scratch, n), { recursive: true, force: true });
+      if (owner !== undefined && !existsSync(owner) && ownedPrivateDir(join(scratch, n))) rmSync(join(scratch, n), { recursive: true, force: true });
     }
   }
 }

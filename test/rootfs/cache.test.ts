@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, openSync, writeSync, closeSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, openSync, writeSync, closeSync, writeFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -250,6 +251,37 @@ test('a redeploy unpacks only its new top layers: the kept lower tree is cloned,
     assert.deepEqual(readdirSync(scratch).filter((n) => n.startsWith('hangar-rootfs-kept-')), [], 'close() drops the kept trees');
   } finally {
     for (const m of mounts.reverse()) m.unmount();
+    t.cleanup();
+  }
+});
+
+test('a kept tree that anyone else could have written is never used', async () => {
+  const t = tempDir();
+  try {
+    const layout = join(t.dir, 'layout');
+    const img = writeBusyboxImage(layout, { tag: 'a', extraLayers: [{ tar: makeTar([{ name: 'etc/which', body: 'a' }]) }] });
+    const scratch = join(t.dir, 'scratch');
+    mkdirSync(scratch);
+    const dataDir = join(t.dir, 'data');
+    // Where the cache would look for the tree of the base layer (the names are predictable).
+    const id = createHash('sha256').update(join(dataDir, 'rootfs')).digest('hex').slice(0, 16);
+    const key = createHash('sha256').update(`${img.layerDigests[0]}\n`).digest('hex').slice(0, 32);
+    const planted = join(scratch, `hangar-rootfs-kept-${id}`, key);
+    mkdirSync(join(planted, 'tree', 'etc'), { recursive: true });
+    writeFileSync(join(planted, 'tree', 'etc', 'planted'), 'injected');
+    writeFileSync(join(planted, 'state.json'), JSON.stringify({ layers: 1, expanded: 0, writer: { entries: 0, fileBytes: 0, stats: {}, dirTimes: [] } }));
+    chmodSync(join(scratch, `hangar-rootfs-kept-${id}`), 0o777);
+    const cache = new RootfsCache({ dataDir, localStore: ociLayoutStore(layout), scratchDir: scratch, keepMinLayerBytes: 10_000 });
+    const a = await cache.acquire('app:a');
+    assert.equal(JSON.parse(readFileSync(join(dirname(a.imagePath), 'image.json'), 'utf8')).stats.reusedLayers, 0);
+    const m = mountErofs(a.imagePath, join(t.dir, 'mnt'));
+    try {
+      assert.equal(existsSync(join(m.dir, 'etc', 'planted')), false);
+      assert.equal(existsSync(join(m.dir, 'bin', 'busybox')), true);
+    } finally {
+      m.unmount();
+    }
+  } finally {
     t.cleanup();
   }
 });
