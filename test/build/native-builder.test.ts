@@ -24,7 +24,7 @@ COPY *.txt notes/
 RUN mkdir -p /out && cp -a /src/. /out/ && echo built > /out/built.flag && ln -s built.flag /out/link
 
 FROM debian:bookworm-slim
-RUN useradd --uid 4321 --create-home appuser
+RUN groupadd --gid 4400 extra && useradd --uid 4321 --create-home --groups extra appuser
 COPY --from=build --chown=appuser:appuser /out/ /srv/app/
 COPY --chmod=0750 run.sh /usr/local/bin/run
 RUN rm -f /etc/motd && rm -rf /var/log/apt && mkdir /var/log/apt && touch /var/log/apt/new && mkfifo /srv/fifo
@@ -38,7 +38,7 @@ HEALTHCHECK --interval=5s CMD ["/usr/local/bin/run", "check"]
 SHELL ["/bin/bash", "-c"]
 RUN echo "$APP_HOME $HOME $(id -u)" > /shell.txt
 USER appuser
-RUN echo "$HOME $(id -u):$(id -g)" > /home/appuser/who.txt
+RUN echo "$HOME $(id -u):$(id -g) $(id -G)" > /home/appuser/who.txt
 ENTRYPOINT ["/usr/local/bin/run"]
 CMD ["serve"]
 `;
@@ -132,7 +132,7 @@ test('native builder: the same image as buildah, file for file', { timeout: 900_
     assert.match(native.tree.get('srv/app/link')!, / -> built.flag$/);
     assert.match(native.tree.get('srv/fifo')!, /^10644 /);
     assert.equal(readFileSync(join(trees, 'native', 'shell.txt'), 'utf8'), '/srv/app /root 0\n');
-    assert.equal(readFileSync(join(trees, 'native', 'home', 'appuser', 'who.txt'), 'utf8'), '/home/appuser 4321:4321\n');
+    assert.equal(readFileSync(join(trees, 'native', 'home', 'appuser', 'who.txt'), 'utf8'), '/home/appuser 4321:4321 4321 4400\n', 'USER gets its primary and supplementary groups');
     assert.ok(native.tree.has('srv/app/data'), 'WORKDIR created its directory');
     for (const n of ['a.txt', 'b.txt']) assert.ok(native.tree.has(`srv/app/notes/${n}`));
   } finally {

@@ -10,7 +10,7 @@ import type { ContainerConfig, HistoryEntry, ImageConfigJson, LayerDescriptor } 
 import { commandArgv, configChange } from './config-steps.js';
 import { imagePath, pathInRoot } from './paths.js';
 import { Sandbox, type Bind } from './sandbox.js';
-import { homeOf, resolveIds, type Ids } from './users.js';
+import { groupsOf, homeOf, resolveIds, type Ids } from './users.js';
 
 /** A base image in Hangar's registry, flattened once into the cache. */
 export interface BaseImage {
@@ -464,6 +464,7 @@ export class NativeBuild {
         env,
         uid: ids.uid,
         gid: ids.gid,
+        groups: user ? groupsOf(view, ids) : [ids.gid],
         workdir,
         argv,
         onLine: (l) => {

@@ -54,6 +54,8 @@ export interface RunStep {
   env: string[];
   uid: number;
   gid: number;
+  /** Supplementary groups; the first is `gid`. */
+  groups: number[];
   workdir: string;
   argv: string[];
   onLine: (line: string) => void;
@@ -128,7 +130,12 @@ export class Sandbox {
       '--mount', '--pid', '--ipc', '--uts', '--fork', '--kill-child', '--propagation', 'private', '--',
       '/bin/sh', this.script, fstabFile,
       ...step.env,
-      '/usr/bin/unshare', `--root=${step.merged}`, `--wd=${step.workdir}`, '--setuid', String(step.uid), '--setgid', String(step.gid), '--',
+      // unshare's --setgid also clears the supplementary groups; a user with
+      // more groups gets them from setpriv first (still root, so the chroot
+      // works), and unshare then only changes the uid.
+      ...(step.groups.length > 1
+        ? ['/usr/bin/setpriv', `--regid=${step.gid}`, `--groups=${step.groups.join(',')}`, '--', '/usr/bin/unshare', `--root=${step.merged}`, `--wd=${step.workdir}`, '--setuid', String(step.uid), '--']
+        : ['/usr/bin/unshare', `--root=${step.merged}`, `--wd=${step.workdir}`, '--setuid', String(step.uid), '--setgid', String(step.gid), '--']),
       ...step.argv,
     ];
     return new Promise((resolve, reject) => {

@@ -52,6 +52,22 @@ export function resolveIds(root: string | undefined, spec: string, what: string)
   return { uid, gid };
 }
 
+/**
+ * The groups a RUN step's process has, as Docker gives them: the primary
+ * gid, then every group of the image's /etc/group that lists the user by
+ * name (a uid without a passwd entry has only its gid).
+ */
+export function groupsOf(root: string | undefined, ids: Ids): number[] {
+  const name = table(root, '/etc/passwd').find((r) => r[2] === String(ids.uid))?.[0];
+  const extra = name
+    ? table(root, '/etc/group')
+        .filter((r) => (r[3] ?? '').split(',').includes(name) && NUMERIC.test(r[2] ?? ''))
+        .map((r) => Number(r[2]))
+        .filter((g) => g <= 0xffffffff)
+    : [];
+  return [...new Set([ids.gid, ...extra])];
+}
+
 /** The home directory of `uid` in the image (Docker's default HOME for RUN): its passwd entry, else /root for root and / otherwise. */
 export function homeOf(root: string | undefined, uid: number): string {
   const row = table(root, '/etc/passwd').find((r) => r[2] === String(uid));
