@@ -58,7 +58,8 @@ export class NativeBuilder {
       return await publish(state);
     } finally {
       build.release();
-      void build.cleanup();
+      // After the caller has answered: unmounting spawns processes, which blocks the event loop a little.
+      setImmediate(() => void build.cleanup());
     }
   }
 
