@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { chmodSync, chownSync, lstatSync, mkdirSync, openSync, readdirSync, readSync, closeSync, rmSync, writeFileSync, type Stats } from 'node:fs';
-import { join, posix, relative } from 'node:path';
+import { dirname, join, posix, relative } from 'node:path';
 import { HangarError } from '../../shared/errors.js';
 import { run } from '../../shared/process.js';
 import { DockerfileError, expandWord, expandWords, isRemoteSource, UnsupportedFeature, type Dockerfile, type Instruction, type Stage } from './dockerfile.js';
@@ -9,7 +9,7 @@ import { copyIntoLayer, hashSources, makeDirs, settleTimes, type CopySource, typ
 import type { ContainerConfig, HistoryEntry, ImageConfigJson, LayerDescriptor } from './image.js';
 import { commandArgv, configChange } from './config-steps.js';
 import { imagePath, pathInRoot } from './paths.js';
-import { Sandbox, type Bind } from './sandbox.js';
+import { fstabField, Sandbox, type Bind } from './sandbox.js';
 import { groupsOf, homeOf, resolveIds, type Ids } from './users.js';
 
 /** A base image in Hangar's registry, flattened once into the cache. */
@@ -80,6 +80,8 @@ export class NativeBuild {
   private readonly usedArgs = new Set<string>();
   private readonly views = new Map<string, Promise<string>>();
   private readonly mounted: string[] = [];
+  private pendingViews: Array<[string, string[]]> | undefined;
+  private pendingMount: Promise<void> | undefined;
   private readonly tmp: string[] = [];
   private readonly holds: Array<() => void> = [];
   private step = 0;
@@ -345,20 +347,40 @@ export class NativeBuild {
   private view(s: StageState): Promise<string> {
     let v = this.views.get(s.key);
     if (!v) {
-      v = (async () => {
-        const lowers = this.lowers(s);
-        if (lowers.length === 1) return this.d.cache.abs(lowers[0]!);
+      const lowers = this.lowers(s);
+      if (lowers.length === 1) v = Promise.resolve(this.d.cache.abs(lowers[0]!));
+      else {
         const dir = this.d.cache.tmp('v-');
         this.tmp.push(dir);
-        if (lowers.length === 0) return dir;
         // One lower dir is not a valid overlay; two or more are read-only by nature.
-        await run('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lowers.join(':')}`, dir], { cwd: this.d.cache.root });
-        this.mounted.push(dir);
-        return dir;
-      })();
+        v = lowers.length === 0 ? Promise.resolve(dir) : this.mountView(dir, lowers).then(() => dir);
+      }
       this.views.set(s.key, v);
     }
     return v;
+  }
+
+  /**
+   * Overlay mounts asked for in the same turn of the event loop (COPY --from
+   * wants its source and destination views at once) are made by one
+   * `mount -a` of an fstab: each process start costs the daemon a fork.
+   */
+  private mountView(dir: string, lowers: string[]): Promise<void> {
+    if (!this.pendingViews) {
+      const batch: Array<[string, string[]]> = [];
+      this.pendingViews = batch;
+      this.pendingMount = Promise.resolve().then(async () => {
+        this.pendingViews = undefined;
+        const fstab = join(this.d.cache.tmp('fstab-'), 'fstab');
+        this.tmp.push(dirname(fstab));
+        writeFileSync(fstab, batch.map(([d, l]) => `overlay ${fstabField(d)} overlay ${fstabField(`lowerdir=${l.join(':')}`)} 0 0\n`).join(''));
+        // Recorded first: if only some mount, cleanup's umount takes those (and shrugs off the rest).
+        this.mounted.push(...batch.map(([d]) => d));
+        await run('mount', ['-a', '-T', fstab], { cwd: this.d.cache.root });
+      });
+    }
+    this.pendingViews.push([dir, lowers]);
+    return this.pendingMount!;
   }
 
   private async copyStep(s: StageState, inst: Extract<Instruction, { kind: 'COPY' | 'ADD' }>, chain: number[], stepLine: string, where: string): Promise<StageState> {

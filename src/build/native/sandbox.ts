@@ -156,6 +156,6 @@ export class Sandbox {
 }
 
 /** fstab(5) escapes: a field may not hold whitespace or a backslash as such. */
-function fstabField(s: string): string {
+export function fstabField(s: string): string {
   return s.replace(/[\\ \t\n]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
 }
