@@ -78,12 +78,7 @@ async function startUpload(
     // The spec's answer when the source cannot be read: a normal upload session.
     if (from && reg.auth.may(caller, from, 'pull')) {
       const fromApp = reg.auth.appFor(caller.principal, from);
-      if (fromApp && reg.meta.repoOwnedBy(from, fromApp.id) && reg.meta.repoBlob(from, d.value) && (await reg.content.fileExists(d))) {
-        reg.options.store.db.transaction(() => {
-          reg.meta.ensureRepo(name, app.id);
-          reg.meta.link(name, d.value);
-          reg.meta.touch(d.value);
-        })();
+      if (fromApp && reg.meta.repoOwnedBy(from, fromApp.id) && reg.meta.repoBlob(from, d.value) && (await reg.linkBlob(name, app, d.value))) {
         return empty(res, 201, { location: `/v2/${name}/blobs/${d.value}`, 'docker-content-digest': d.value });
       }
     }

@@ -125,6 +125,7 @@ export class Sandbox {
       .map((fields) => `${fields.map(fstabField).join(' ')} 0 0\n`)
       .join('');
     const fstabFile = `${m}.fstab`;
+    const extraGroups = step.groups.length > 1;
     writeFileSync(fstabFile, fstab);
     const args = [
       '--mount', '--pid', '--ipc', '--uts', '--fork', '--kill-child', '--propagation', 'private', '--',
@@ -133,9 +134,10 @@ export class Sandbox {
       // unshare's --setgid also clears the supplementary groups; a user with
       // more groups gets them from setpriv first (still root, so the chroot
       // works), and unshare then only changes the uid.
-      ...(step.groups.length > 1
-        ? ['/usr/bin/setpriv', `--regid=${step.gid}`, `--groups=${step.groups.join(',')}`, '--', '/usr/bin/unshare', `--root=${step.merged}`, `--wd=${step.workdir}`, '--setuid', String(step.uid), '--']
-        : ['/usr/bin/unshare', `--root=${step.merged}`, `--wd=${step.workdir}`, '--setuid', String(step.uid), '--setgid', String(step.gid), '--']),
+      ...(extraGroups ? ['/usr/bin/setpriv', `--regid=${step.gid}`, `--groups=${step.groups.join(',')}`, '--'] : []),
+      '/usr/bin/unshare', `--root=${step.merged}`, `--wd=${step.workdir}`, '--setuid', String(step.uid),
+      ...(extraGroups ? [] : ['--setgid', String(step.gid)]),
+      '--',
       ...step.argv,
     ];
     return new Promise((resolve, reject) => {
