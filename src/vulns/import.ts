@@ -40,6 +40,13 @@ interface Item {
  */
 export async function importOsv(db: string | VulnDb, source: string, opts: ImportOptions = {}): Promise<ImportResult> {
   const vdb = typeof db === 'string' ? VulnDb.open(db) : db;
+  // Claimed before any await: of two imports started together, the first
+  // one called runs, whichever finishes listing or downloading first.
+  if (vdb.importing) {
+    if (typeof db === 'string') vdb.close();
+    throw new HangarError('CONFLICT', 'a vulnerability database update is already running; wait for it to finish');
+  }
+  vdb.importing = true;
   const cleanups: Array<() => Promise<void> | void> = [];
   try {
     let local = source;
@@ -53,6 +60,7 @@ export async function importOsv(db: string | VulnDb, source: string, opts: Impor
     const items = await listItems(local, source, cleanups);
     return await load(vdb, source, items, opts);
   } finally {
+    vdb.importing = false;
     for (const c of cleanups.reverse()) await c();
     if (typeof db === 'string') vdb.close();
   }
@@ -81,7 +89,6 @@ async function listItems(path: string, label: string, cleanups: Array<() => void
 }
 
 async function load(vdb: VulnDb, source: string, items: Item[], opts: ImportOptions): Promise<ImportResult> {
-  if (vdb.importing) throw new HangarError('CONFLICT', 'a vulnerability database update is already running; wait for it to finish');
   if (!items.length) throw new HangarError('VULNDB_EMPTY', `${source} holds no .json files; expected OSV records (e.g. an OSV ecosystem export all.zip)`);
   const d = vdb.db;
   const del = d.prepare('DELETE FROM advisories WHERE id = ?');
@@ -91,7 +98,6 @@ async function load(vdb: VulnDb, source: string, items: Item[], opts: ImportOpti
   const insEco = d.prepare('INSERT OR IGNORE INTO ecosystems (ecosystem) VALUES (?)');
   const result: ImportResult = { source, records: 0, withdrawn: 0, skipped: 0, problems: [], ecosystems: [] };
   const ecos = new Set<string>();
-  vdb.importing = true;
   d.exec('BEGIN IMMEDIATE');
   try {
     for (let i = 0; i < items.length; i++) {
@@ -133,8 +139,6 @@ async function load(vdb: VulnDb, source: string, items: Item[], opts: ImportOpti
   } catch (e) {
     d.exec('ROLLBACK');
     throw e;
-  } finally {
-    vdb.importing = false;
   }
   result.ecosystems = [...ecos].sort();
   return result;
