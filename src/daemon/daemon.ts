@@ -44,6 +44,8 @@ export interface DaemonOptions {
    * also sets the tag TTL, blob cap and timeout.
    */
   mirrorUpstream?: string | PullThroughOptions;
+  /** Unpacked base trees the rootfs cache keeps for redeploys (default 2; 0: none). */
+  keepRootfsTrees?: number;
 }
 
 /** A component that serves its own URL space (the registry serves /v2/). */
@@ -122,6 +124,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     dataDir: options.dataDir,
     localStore: registry,
     localRegistryHosts: () => registryHosts,
+    ...(options.keepRootfsTrees !== undefined ? { keepTrees: options.keepRootfsTrees } : {}),
   });
   const logs: LogStore = new RedactingLogStore(store, secrets);
   const records = new MachineRecords(store);

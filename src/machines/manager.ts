@@ -33,6 +33,8 @@ interface Active {
 const DEFAULT_STOP_TIMEOUT_MS = 5_000;
 const DEFAULT_MAX_RETRIES = 10;
 const TERMINAL: MachineState[] = ['destroyed'];
+/** The `changes` event for any machine's state (per-machine events use the machine id, which is hex: no clash). */
+const STATE_CHANGED = 'state-changed';
 
 /**
  * Machine lifecycle: create, start, stop, restart, update, destroy, the
@@ -269,8 +271,19 @@ export class MachineManager {
   }
 
   private setState(id: string, state: MachineState, reason: string | null = null, ports?: Record<string, number>): void {
-    this.o.records.update(id, { state, reason, ...(ports ? { ports } : {}) });
+    const m = this.o.records.update(id, { state, reason, ...(ports ? { ports } : {}) });
     this.changes.emit(id);
+    this.changes.emit(STATE_CHANGED, m.app, id);
+  }
+
+  /**
+   * Calls `listener(app, id)` after every state change of any machine (the
+   * proxy drops its cached machine list, so a machine stopped through the
+   * API is not routed to). Returns the unsubscribe function.
+   */
+  onStateChange(listener: (app: string, id: string) => void): () => void {
+    this.changes.on(STATE_CHANGED, listener);
+    return () => this.changes.off(STATE_CHANGED, listener);
   }
 
   private async boot(m: MachineRecord, source: 'user' | 'flyd'): Promise<void> {

@@ -29,7 +29,18 @@ const DEFAULT_CHECK_INTERVAL_MS = 15_000;
 const DEFAULT_CHECK_TIMEOUT_MS = 2_000;
 /** Entries not asked about for this long belong to gone machines. */
 const FORGET_AFTER_MS = 60_000;
-const MAX_PENDING_ATTEMPTS = 8;
+/**
+ * Attempts in flight (while a machine is pending): enough that one starts
+ * every probe interval for a whole probe timeout. Behind qemu's user-mode
+ * port forward an attempt made before the guest's network is up hangs
+ * until it times out (the forward accepted it; its SYN to the guest was
+ * lost), so with fewer slots every slot could be held by such an attempt
+ * when the app comes up, and nothing would notice until they time out
+ * (measured: autostart answered ~0.7 s after the app did, with 8 slots).
+ */
+function maxAttempts(timeoutMs: number, intervalMs: number): number {
+  return Math.min(Math.ceil(timeoutMs / Math.max(intervalMs, 1)) + 1, 64);
+}
 
 /**
  * Whether a started machine may get traffic. A machine boot is "pending"
@@ -101,7 +112,8 @@ export class HealthTracker {
     const pending = e.status === 'pending';
     // While pending, attempts overlap: one that hangs (a guest still booting
     // behind qemu's forward) must not delay noticing the app is up.
-    if (e.inflight < MAX_PENDING_ATTEMPTS) {
+    const timeoutMs = checks.length === 0 ? this.o.probeTimeoutMs : Math.max(...checks.map((c) => durationToMs(c.timeout, DEFAULT_CHECK_TIMEOUT_MS)));
+    if (e.inflight < maxAttempts(timeoutMs, this.o.probeIntervalMs)) {
       e.inflight++;
       const gen = e.gen;
       const attempt = checks.length === 0

@@ -9,8 +9,8 @@ export interface MachineBackendsOptions {
   apps(): string[];
   /**
    * Machine lists are read from SQLite at most this often per app (default
-   * 200 ms): the hot path must not query per request. Starts and stops made
-   * through the proxy invalidate at once.
+   * 200 ms): the hot path must not query per request. Any machine state
+   * change invalidates its app's list at once.
    */
   cacheMs?: number;
   /** How long a start may take to reach `started` (default 120 s). */
@@ -32,6 +32,10 @@ function toBackend(m: MachineRecord): BackendMachine {
 export function machineBackends(o: MachineBackendsOptions): ProxyBackends {
   const cacheMs = o.cacheMs ?? 200;
   const cache = new Map<string, { at: number; list: BackendMachine[] | undefined; routable: boolean }>();
+  // A stop, crash or start made anywhere (API, restart policy, the guest
+  // exiting) is seen by the next request, not up to cacheMs later: routing
+  // to a machine that just stopped would answer 502 instead of starting it.
+  o.machines.onStateChange((app) => cache.delete(app));
   return {
     machinesFor(app) {
       const now = Date.now();

@@ -28,6 +28,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
+import { totalmem } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { HangarError } from '../shared/errors.js';
@@ -68,6 +69,10 @@ export interface RootfsCacheOptions {
   keepTrees?: number;
   /** A tree is kept after the last layer of at least this many compressed bytes (default 1 MiB). */
   keepMinLayerBytes?: number;
+  /** Trees whose layers expand to more than this are not kept (default: an eighth of the host's memory). */
+  keepTreeMaxBytes?: number;
+  /** A kept tree no conversion has used for this long is dropped (default 30 minutes). */
+  keepTreeIdleMs?: number;
   /** How zstd layers are decompressed: the zstd CLI (default) or the pure-JS fzstd. */
   zstd?: ZstdMode;
   /** How gzip layers are decompressed: ISA-L's igzip CLI when installed (default) or node:zlib. */
@@ -129,6 +134,7 @@ export class RootfsCache {
   private readonly inflight = new Map<string, Job>();
   private readonly leases = new Map<string, number>();
   private readonly kept: KeptTrees;
+  private expiry: NodeJS.Timeout | undefined;
   private swept = false;
 
   constructor(private readonly options: RootfsCacheOptions) {
@@ -139,12 +145,24 @@ export class RootfsCache {
     for (const d of [this.imagesDir, this.tmpDir, this.locksDir]) mkdirSync(d, { recursive: true });
     this.budget = options.budgetBytes ?? 20 * 1024 ** 3;
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
-    this.kept = new KeptTrees(this.dir, options.keepTrees ?? 2, options.keepMinLayerBytes ?? 1 << 20);
+    const idleMs = options.keepTreeIdleMs ?? 30 * 60_000;
+    this.kept = new KeptTrees(this.dir, {
+      max: options.keepTrees ?? 2,
+      minLayerBytes: options.keepMinLayerBytes ?? 1 << 20,
+      maxTreeBytes: options.keepTreeMaxBytes ?? Math.floor(totalmem() / 8),
+      idleMs,
+    });
     for (const scratch of this.scratchBases()) KeptTrees.removeOrphans(scratch);
+    if ((options.keepTrees ?? 2) > 0) {
+      this.expiry = setInterval(() => this.kept.expire(this.scratchBases()), Math.min(Math.max(idleMs / 2, 50), 60_000));
+      this.expiry.unref();
+    }
   }
 
   /** Drop the trees kept for redeploys (the daemon stops; they may hold tmpfs memory). */
   close(): void {
+    if (this.expiry) clearInterval(this.expiry);
+    this.expiry = undefined;
     this.kept.removeAll(this.scratchBases());
   }
 
@@ -365,9 +383,15 @@ export class RootfsCache {
   private scratchFor(image: ResolvedImage): string {
     if (this.options.scratchDir) return this.options.scratchDir;
     const estimate = Math.max(image.compressedSize * 4, 64 << 20);
-    try {
+    const roomy = () => {
       const s = statfsSync('/dev/shm');
-      if (s.bavail * s.bsize > estimate * 2) return '/dev/shm';
+      return s.bavail * s.bsize > estimate * 2;
+    };
+    try {
+      if (roomy()) return '/dev/shm';
+      // Trees kept for redeploys come second to the conversion at hand.
+      this.kept.expire(['/dev/shm'], Infinity);
+      if (roomy()) return '/dev/shm';
     } catch {
       // no /dev/shm
     }

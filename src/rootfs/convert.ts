@@ -175,6 +175,7 @@ export async function buildTree(source: ImageSource, image: ResolvedImage, root:
  * Best effort: a tree that cannot be kept is simply not kept.
  */
 function keepTree(writer: TreeWriter, plan: KeepPlan, state: KeptTreeState): void {
+  if (state.expanded > plan.maxBytes) return;
   // Directory times are set at the end; the clone must carry the settled ones.
   writer.settleDirTimes();
   const tmp = `${plan.dir}.tmp-${process.pid}-${Date.now()}`;

@@ -26,6 +26,19 @@ export interface KeepPlan {
   afterLayer: number;
   dir: string;
   owner: { file: string; dir: string };
+  /** A tree whose layers expand to more than this is not kept. */
+  maxBytes: number;
+}
+
+export interface KeptTreesLimits {
+  /** Trees kept per scratch filesystem (0: none). */
+  max: number;
+  /** Keep after the last layer at least this big (compressed): bases and dependency installs, not the code on top. */
+  minLayerBytes: number;
+  /** Largest tree kept (expanded layer bytes): on tmpfs a kept tree is memory. */
+  maxTreeBytes: number;
+  /** A tree no build has cloned for this long is dropped. */
+  idleMs: number;
 }
 
 /**
@@ -45,10 +58,7 @@ export class KeptTrees {
   constructor(
     /** The owning cache's directory (its data dir's rootfs/): names the trees, and an orphan is one whose owner is gone. */
     private readonly owner: string,
-    /** Trees kept per scratch filesystem (0: none). */
-    private readonly max: number,
-    /** Keep after the last layer at least this big (compressed): bases and dependency installs, not the code on top. */
-    private readonly minLayerBytes: number,
+    private readonly limits: KeptTreesLimits,
   ) {
     this.id = createHash('sha256').update(owner).digest('hex').slice(0, 16);
   }
@@ -68,7 +78,7 @@ export class KeptTrees {
    * exist). Returns its state, or undefined when none fits (start empty).
    */
   async cloneInto(scratch: string, layers: ReadonlyArray<{ digest: string }>, tree: string): Promise<KeptTreeState | undefined> {
-    if (this.max <= 0 || !ownedPrivateDir(this.base(scratch))) return undefined;
+    if (this.limits.max <= 0 || !ownedPrivateDir(this.base(scratch))) return undefined;
     const keys = KeptTrees.keys(layers);
     for (let i = layers.length - 1; i >= 0; i--) {
       const dir = join(this.base(scratch), keys[i]!);
@@ -102,25 +112,25 @@ export class KeptTrees {
    * and no tree holds that chain yet.
    */
   plan(scratch: string, layers: ReadonlyArray<{ digest: string; size: number }>, start: number): KeepPlan | undefined {
-    if (this.max <= 0) return undefined;
+    if (this.limits.max <= 0) return undefined;
     let m = -1;
     layers.forEach((l, i) => {
-      if (l.size >= this.minLayerBytes) m = i;
+      if (l.size >= this.limits.minLayerBytes) m = i;
     });
     if (m < start) return undefined;
     const base = this.base(scratch);
     const dir = join(base, KeptTrees.keys(layers)[m]!);
-    return existsSync(dir) ? undefined : { afterLayer: m, dir, owner: { file: join(base, 'owner'), dir: this.owner } };
+    if (existsSync(dir)) return undefined;
+    return { afterLayer: m, dir, owner: { file: join(base, 'owner'), dir: this.owner }, maxBytes: this.limits.maxTreeBytes };
   }
 
-  /** Keep at most `max` trees on this scratch filesystem: the least recently used go (never one being cloned). */
-  prune(scratch: string): void {
-    const base = this.base(scratch);
+  /** This scratch filesystem's trees, most recently used first (the time a build last cloned each). */
+  private byUse(base: string): Array<{ dir: string; usedMs: number }> {
     let names: string[];
     try {
       names = readdirSync(base).filter((n) => /^[0-9a-f]{32}$/.test(n));
     } catch {
-      return;
+      return [];
     }
     const used = (n: string) => {
       try {
@@ -129,9 +139,25 @@ export class KeptTrees {
         return 0;
       }
     };
-    const byAge = names.map((n) => [n, used(n)] as const).sort((a, b) => b[1] - a[1]);
-    for (const [n] of byAge.slice(this.max)) {
-      if (!this.cloning.has(join(base, n))) rmSync(join(base, n), { recursive: true, force: true });
+    return names.map((n) => ({ dir: join(base, n), usedMs: used(n) })).sort((a, b) => b.usedMs - a.usedMs);
+  }
+
+  private remove(dir: string): void {
+    if (!this.cloning.has(dir)) rmSync(dir, { recursive: true, force: true });
+  }
+
+  /** Keep at most `max` trees on this scratch filesystem: the least recently used go (never one being cloned). */
+  prune(scratch: string): void {
+    for (const t of this.byUse(this.base(scratch)).slice(this.limits.max)) this.remove(t.dir);
+  }
+
+  /**
+   * Drop the trees no build has used for idleMs: redeploys come in bursts,
+   * and between them a tree on tmpfs would hold memory for nothing.
+   */
+  expire(scratches: string[], now = Date.now()): void {
+    for (const scratch of scratches) {
+      for (const t of this.byUse(this.base(scratch))) if (now - t.usedMs >= this.limits.idleMs) this.remove(t.dir);
     }
   }
 

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, statSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, statSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startTestDaemon } from '../helpers/daemon.js';
@@ -82,4 +82,24 @@ test('CLI: help lists commands; per-command help shows flags', async () => {
   const sub = await hangar(['machine', 'run', '--help']);
   assert.equal(sub.code, 0);
   assert.match(sub.stdout, /--entrypoint/);
+});
+
+test('CLI: hangar daemon refuses a bad --keep-rootfs-trees before touching its data dir', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'hangar-daemon-flag-'));
+  try {
+    const dataDir = join(dir, 'data');
+    for (const [args, env] of [
+      [['--keep-rootfs-trees', 'lots'], {}],
+      [['--keep-rootfs-trees=-1'], {}],
+      [[], { HANGAR_KEEP_ROOTFS_TREES: '99' }],
+    ] as const) {
+      const r = await hangar(['daemon', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--proxy-listen', '127.0.0.1:0', ...args], env);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /--keep-rootfs-trees \(or HANGAR_KEEP_ROOTFS_TREES\) takes a whole number from 0 to 16/);
+      assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+      assert.equal(existsSync(dataDir), false, 'no data dir was created');
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

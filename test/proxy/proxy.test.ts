@@ -415,6 +415,38 @@ test('a probe attempt that hangs past the first success does not take the machin
   }
 });
 
+test('autostart: probe attempts left hanging while the guest boots do not delay noticing the app is up', async () => {
+  // Like qemu's user-mode forward before the guest's network is up: every
+  // connection is accepted and then nothing happens (its SYN to the guest
+  // was lost) until the attempt times out. From 600 ms on, the app answers.
+  const http = createServer((req, res) => echo('m1')(req, res));
+  const held: Socket[] = [];
+  const t0 = Date.now();
+  const tcp = createTcpServer((s) => {
+    if (Date.now() - t0 < 600) held.push(s);
+    else http.emit('connection', s);
+  });
+  await new Promise<void>((r) => tcp.listen(0, '127.0.0.1', r));
+  const m = new TestMachine('m1', [web(80)]);
+  m.port = (tcp.address() as { port: number }).port;
+  m.state = 'started';
+  const b = new TestBackends().add('alpha', m);
+  try {
+    // Attempts time out after 5 s: with too few attempt slots, all of them
+    // would be held by the hanging ones and the answer would wait for that.
+    await withProxy(b, { probeTimeoutMs: 5_000, probeIntervalMs: 50 }, async (port) => {
+      const r = await call(port, 'alpha.localhost');
+      assert.equal(r.status, 200, r.body);
+      const ms = Date.now() - t0;
+      assert.ok(ms < 3_000, `answered ${ms} ms after the start: the hanging attempts held it up`);
+      assert.ok(held.length > 8, `${held.length} attempts hung while the app was down`);
+    });
+  } finally {
+    for (const s of held) s.destroy();
+    tcp.close();
+  }
+});
+
 test('a failed autostart answers 503 naming the machine', async () => {
   const m = new TestMachine('m1bad', [{ ...web(80), autostart: true }]);
   const b = new TestBackends().add('alpha', m);

@@ -8,7 +8,7 @@ import { createLogger } from '../../src/shared/log.js';
 import { call, sleep } from './helpers.js';
 
 // Real qemu microVMs (TCG) behind the real MachineManager; busybox httpd is
-// the app. Three boots in all.
+// the app. Four boots in all.
 let t: TestDaemon;
 let image: string;
 const APP = 'pxvm';
@@ -91,6 +91,26 @@ test('autostart holds the request until httpd in the VM answers; autostop stops 
   const again = await call(proxyPort(), HOST, { path: '/index.html' });
   assert.equal(again.status, 200, again.body);
   assert.equal(again.body, `hello from ${id}\n`);
+
+  // Stopped through the API (not the proxy): the proxy's cached machine
+  // list must not route to it. A list cached for a minute makes a stale
+  // route certain if a state change did not drop it (it answered 502).
+  const cached = createProxy({
+    backends: machineBackends({ machines: t.daemon.machines, appExists: (n) => t.daemon.accounts.findApp(n) !== undefined, apps: () => [APP], cacheMs: 60_000 }),
+    log: createLogger(() => {}),
+  });
+  const cachedPort = await cached.listen('127.0.0.1', 0);
+  try {
+    assert.equal((await call(cachedPort, HOST, { path: '/index.html' })).status, 200);
+    assert.equal((await t.api('POST', `/v1/apps/${APP}/machines/${id}/stop`, {})).status, 200);
+    await waitState(t, APP, id, 'stopped', 60);
+    const afterStop = await call(cachedPort, HOST, { path: '/index.html' });
+    assert.equal(afterStop.status, 200, `a request right after an API stop starts the machine again: ${afterStop.body}`);
+    assert.equal(afterStop.body, `hello from ${id}\n`);
+    assert.equal(cached.pool.starts, 1);
+  } finally {
+    await cached.close();
+  }
   await t.api('DELETE', `/v1/apps/${APP}/machines/${id}?force=true`);
 });
 

@@ -255,6 +255,39 @@ test('a redeploy unpacks only its new top layers: the kept lower tree is cloned,
   }
 });
 
+test('kept trees: one no conversion used for the idle time is dropped; one over the size cap is never kept', async () => {
+  const t = tempDir();
+  try {
+    const layout = join(t.dir, 'layout');
+    writeBusyboxImage(layout, { tag: 'a', extraLayers: [{ tar: makeTar([{ name: 'etc/which', body: 'a' }]) }] });
+    const keptIn = (scratch: string) =>
+      readdirSync(scratch)
+        .filter((n) => n.startsWith('hangar-rootfs-kept-'))
+        .flatMap((n) => readdirSync(join(scratch, n)).filter((k) => /^[0-9a-f]{32}$/.test(k)));
+    const options = { localStore: ociLayoutStore(layout), keepMinLayerBytes: 10_000 };
+
+    const idleScratch = join(t.dir, 'idle');
+    mkdirSync(idleScratch);
+    const idle = new RootfsCache({ dataDir: join(t.dir, 'd1'), ...options, scratchDir: idleScratch, keepTreeIdleMs: 300 });
+    (await idle.acquire('app:a')).lease.release();
+    assert.equal(keptIn(idleScratch).length, 1, 'kept right after the conversion');
+    const end = Date.now() + 5_000;
+    while (keptIn(idleScratch).length > 0 && Date.now() < end) await sleep(50);
+    assert.deepEqual(keptIn(idleScratch), [], 'dropped once idle');
+    idle.close();
+
+    const capScratch = join(t.dir, 'cap');
+    mkdirSync(capScratch);
+    const capped = new RootfsCache({ dataDir: join(t.dir, 'd2'), ...options, scratchDir: capScratch, keepTreeMaxBytes: 10_000 });
+    const a = await capped.acquire('app:a');
+    assert.deepEqual(keptIn(capScratch), [], 'a base tree larger than the cap is not kept');
+    assert.equal(JSON.parse(readFileSync(join(dirname(a.imagePath), 'image.json'), 'utf8')).stats.reusedLayers, 0);
+    capped.close();
+  } finally {
+    t.cleanup();
+  }
+});
+
 test('a kept tree that anyone else could have written is never used', async () => {
   const t = tempDir();
   try {
