@@ -73,6 +73,8 @@ export class Builder {
   private mirrorReady: Promise<void> | undefined;
   private readonly registriesConf: string;
   private readonly native: NativeBuilder;
+  /** buildah builds running per app: earlier images are pruned only when none is. */
+  private readonly buildahBuilds = new Map<string, number>();
 
   constructor(private readonly o: BuilderOptions) {
     this.root = join(o.dataDir, 'build');
@@ -185,6 +187,9 @@ export class Builder {
     const declined = (f: UnsupportedFeature) => out(`note: Hangar's builder does not do ${f.reason}${f.line ? ` (Dockerfile line ${f.line})` : ''}; building with buildah instead`);
     // buildah pushes over HTTP with a token of the app's org; the native builder writes in-process.
     let tokenId: string | undefined;
+    /** A buildah build of this app is counted in buildahBuilds; `built`: the image it made. */
+    let counted = false;
+    let built: string | undefined;
     try {
       await extractContext(context, ctxDir);
       lap('context');
@@ -205,6 +210,8 @@ export class Builder {
         }
       } else if (parsed) declined(parsed);
       this.writeRegistriesConf();
+      this.buildahBuilds.set(app, (this.buildahBuilds.get(app) ?? 0) + 1);
+      counted = true;
       await this.ensureMirror(out);
       lap('prepare');
       const { token, info } = this.o.accounts.createToken(`build-${app}`, req.app.org_id, new Date(Date.now() + 2 * 3600_000));
@@ -269,11 +276,15 @@ export class Builder {
         signal,
       );
       if (pcode !== 0) throw new HangarError('PUSH_FAILED', `pushing ${image} to Hangar's registry failed: ${pushTail.slice(-5).join(' | ')}`, { status: 502 });
+      built = image;
       return finish(readFileSync(digestFile, 'utf8').trim());
     } finally {
       this.reserved.delete(`${app}:${tag}`);
       // Clean-up is off the critical path: the build's answer does not wait for it.
-      setImmediate(() => this.afterBuild(work, tokenId, req.app.org_id));
+      setImmediate(() => {
+        this.afterBuild(work, tokenId, req.app.org_id);
+        if (counted) void this.afterBuildah(app, built);
+      });
     }
   }
 
@@ -289,6 +300,40 @@ export class Builder {
       this.native.prune();
     } catch (err) {
       this.o.log.warn('could not prune the build cache', { err });
+    }
+  }
+
+  /**
+   * After a buildah build of `app`: when it succeeded and no other buildah
+   * build of the app is running, drop the app's earlier images from
+   * buildah's storage. The image just built stays (its layers are the next
+   * build's cache); `rmi` also removes the untagged cache images under an
+   * old image that nothing else uses, so the storage holds each app's latest
+   * build instead of growing with every deploy. Dangling images are left
+   * alone: those of a failed build are the cache for its retry.
+   */
+  private async afterBuildah(app: string, built: string | undefined): Promise<void> {
+    const left = (this.buildahBuilds.get(app) ?? 1) - 1;
+    if (left > 0) this.buildahBuilds.set(app, left);
+    else this.buildahBuilds.delete(app);
+    if (built === undefined || left > 0) return;
+    try {
+      const names: string[] = [];
+      const code = await this.buildah([...this.storageArgs(), 'images', '--format', '{{.Name}}:{{.Tag}}'], process.env, (l) => names.push(l.trim()));
+      if (code !== 0) return;
+      // Images are `<registry host>/<app>:<tag>`; the host may have changed since (the daemon's port).
+      const old = names.filter((ref) => {
+        const slash = ref.indexOf('/');
+        const colon = ref.lastIndexOf(':');
+        return ref !== built && slash > 0 && colon > slash && ref.slice(slash + 1, colon) === app;
+      });
+      if (old.length === 0) return;
+      const out: string[] = [];
+      if ((await this.buildah([...this.storageArgs(), 'rmi', ...old], process.env, (l) => out.push(l))) !== 0) {
+        this.o.log.warn("could not remove an app's earlier images from buildah's storage", { app, output: out.slice(-3).join(' | ') });
+      }
+    } catch (err) {
+      this.o.log.warn("could not prune buildah's storage", { app, err });
     }
   }
 

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -102,6 +103,24 @@ test('builder: flags, layer cache, secrets never in a layer, failed builds chang
     assert.deepEqual(Object.keys(buildahLabels ?? {}).filter((k) => k !== 'io.buildah.version'), []);
     assert.deepEqual(cfg.config, buildahConfig);
     assert.deepEqual(cfg.history.map((h) => Boolean(h.empty_layer)), byBuildah.history.map((h) => Boolean(h.empty_layer)));
+
+    // buildah's storage keeps the app's latest build (the next one's cache), not every earlier one.
+    const buildahImages = () => {
+      const driver = process.env.HANGAR_BUILD_STORAGE_DRIVER ?? 'overlay';
+      const root = join(env.t.daemon.dataDir, 'build');
+      const listed = execFileSync('buildah', ['--root', join(root, 'storage'), '--runroot', join(root, 'run'), '--storage-driver', driver, 'images', '--format', '{{.Name}}:{{.Tag}}'], { encoding: 'utf8' });
+      return listed.split('\n').filter((l) => l.endsWith(':v1-buildah') || l.endsWith(':v2-buildah'));
+    };
+    process.env.HANGAR_BUILDER = 'buildah';
+    try {
+      r = await env.cli(['deploy', ...flags, '--image-label', 'v2-buildah'], dir);
+    } finally {
+      delete process.env.HANGAR_BUILDER;
+    }
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /Using cache/, "the second buildah build used the first one's layers");
+    for (let i = 0; i < 100 && buildahImages().length > 1; i++) await new Promise((z) => setTimeout(z, 100));
+    assert.deepEqual(buildahImages(), [`${env.registryHost}/bt:v2-buildah`]);
 
     // 4. A failing build shows the failing step and its output, pushes nothing, deploys nothing.
     writeFileSync(join(dir, 'Dockerfile.fail'), 'FROM debian:bookworm-slim\nRUN echo about-to-fail && exit 3\n');
