@@ -387,31 +387,46 @@ test('autostart waits until the service answers, not just until the machine is s
   });
 });
 
-test('a probe attempt that hangs past the first success does not take the machine out of service', async () => {
-  // Like a slow guest: the first probe connections get no answer (they time
-  // out later), a later one is answered.
+/**
+ * A started machine m1 behind a port that accepts every connection but
+ * leaves those for which `hold()` is true unanswered (like a guest not
+ * answering yet behind qemu's forward); the others reach an HTTP server.
+ */
+async function machineHoldingConnections(hold: () => boolean) {
   const http = createServer((req, res) => echo('m1')(req, res));
-  let conns = 0;
   const held: Socket[] = [];
   const tcp = createTcpServer((s) => {
-    if (++conns <= 3) held.push(s);
+    if (hold()) held.push(s);
     else http.emit('connection', s);
   });
   await new Promise<void>((r) => tcp.listen(0, '127.0.0.1', r));
   const m = new TestMachine('m1', [web(80)]);
   m.port = (tcp.address() as { port: number }).port;
   m.state = 'started';
-  const b = new TestBackends().add('alpha', m);
+  return {
+    backends: new TestBackends().add('alpha', m),
+    held,
+    close() {
+      for (const s of held) s.destroy();
+      tcp.close();
+    },
+  };
+}
+
+test('a probe attempt that hangs past the first success does not take the machine out of service', async () => {
+  // Like a slow guest: the first probe connections get no answer (they time
+  // out later), a later one is answered.
+  let conns = 0;
+  const mh = await machineHoldingConnections(() => ++conns <= 3);
   try {
-    await withProxy(b, { probeTimeoutMs: 300 }, async (port) => {
+    await withProxy(mh.backends, { probeTimeoutMs: 300 }, async (port) => {
       assert.equal((await call(port, 'alpha.localhost')).status, 200);
       await sleep(600); // the held attempts have timed out by now
       const r = await call(port, 'alpha.localhost');
       assert.equal(r.status, 200, r.body);
     });
   } finally {
-    for (const s of held) s.destroy();
-    tcp.close();
+    mh.close();
   }
 });
 
@@ -419,31 +434,20 @@ test('autostart: probe attempts left hanging while the guest boots do not delay 
   // Like qemu's user-mode forward before the guest's network is up: every
   // connection is accepted and then nothing happens (its SYN to the guest
   // was lost) until the attempt times out. From 600 ms on, the app answers.
-  const http = createServer((req, res) => echo('m1')(req, res));
-  const held: Socket[] = [];
   const t0 = Date.now();
-  const tcp = createTcpServer((s) => {
-    if (Date.now() - t0 < 600) held.push(s);
-    else http.emit('connection', s);
-  });
-  await new Promise<void>((r) => tcp.listen(0, '127.0.0.1', r));
-  const m = new TestMachine('m1', [web(80)]);
-  m.port = (tcp.address() as { port: number }).port;
-  m.state = 'started';
-  const b = new TestBackends().add('alpha', m);
+  const mh = await machineHoldingConnections(() => Date.now() - t0 < 600);
   try {
     // Attempts time out after 5 s: with too few attempt slots, all of them
     // would be held by the hanging ones and the answer would wait for that.
-    await withProxy(b, { probeTimeoutMs: 5_000, probeIntervalMs: 50 }, async (port) => {
+    await withProxy(mh.backends, { probeTimeoutMs: 5_000, probeIntervalMs: 50 }, async (port) => {
       const r = await call(port, 'alpha.localhost');
       assert.equal(r.status, 200, r.body);
       const ms = Date.now() - t0;
       assert.ok(ms < 3_000, `answered ${ms} ms after the start: the hanging attempts held it up`);
-      assert.ok(held.length > 8, `${held.length} attempts hung while the app was down`);
+      assert.ok(mh.held.length > 8, `${mh.held.length} attempts hung while the app was down`);
     });
   } finally {
-    for (const s of held) s.destroy();
-    tcp.close();
+    mh.close();
   }
 });
 
