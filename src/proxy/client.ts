@@ -7,8 +7,9 @@ import { clock, tick } from './clock.js';
 import { Conn, type ConnSink } from './sockio.js';
 
 /**
- * Read buffer per client connection: heads are small and idle keep-alive
- * clients keep theirs (nginx reads heads into 1 KiB, bodies into 8-16 KiB).
+ * Read buffer per client connection (nginx reads heads into 1 KiB, bodies
+ * into 8-16 KiB). A keep-alive client idle for releaseIdleBufferMs gives its
+ * buffer back until its next request (sockio.ts releaseBuffer).
  */
 const CLIENT_READ_BUFFER = 8 * 1024;
 
@@ -139,6 +140,7 @@ export function checkClient(c: Client, now: number): void {
       else reject(c, 408, headersTimedOut(ctx.headersTimeoutMs));
     }
   } else if (now - c.lastActive > ctx.keepAliveTimeoutMs) c.sock.destroy();
+  else if (c.buf === null && now - c.lastActive > ctx.releaseIdleBufferMs) c.conn.releaseBuffer();
 }
 
 /** Stops serving a client: answer sent (or not), FIN, input ignored until it closes. */

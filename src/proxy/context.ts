@@ -18,6 +18,8 @@ export interface ProxyContext {
   readonly responseTimeoutMs: number;
   readonly idleTimeoutMs: number;
   readonly keepAliveTimeoutMs: number;
+  /** A keep-alive client idle this long gives its read buffer back (the sweep's resolution applies). */
+  readonly releaseIdleBufferMs: number;
   readonly maxHeaderSize: number;
   /** `Connection: keep-alive` plus `Keep-Alive: timeout=N`, for answers that keep the connection. */
   readonly keepAliveHeader: string;

@@ -26,6 +26,8 @@ export interface ProxyOptions {
   headersTimeoutMs?: number;
   /** A client connection with no traffic either way is closed after this (default 60 s). */
   idleTimeoutMs?: number;
+  /** A keep-alive client idle this long gives its read buffer back until its next request (default 1 s). */
+  releaseIdleBufferMs?: number;
   /** Idle keep-alive client connections are closed after this (default 30 s). */
   keepAliveTimeoutMs?: number;
   /** Largest accepted request header block in bytes (default 16 KiB) → 431 above. */
@@ -93,6 +95,7 @@ export function createProxy(options: ProxyOptions): Proxy {
     responseTimeoutMs,
     idleTimeoutMs,
     keepAliveTimeoutMs,
+    releaseIdleBufferMs: options.releaseIdleBufferMs ?? 1_000,
     maxHeaderSize: options.maxHeaderSize ?? 16 * 1024,
     keepAliveHeader: `Connection: keep-alive\r\nKeep-Alive: timeout=${Math.floor(keepAliveTimeoutMs / 1000)}\r\n`,
     pool,

@@ -129,6 +129,24 @@ const inFlight = new WeakMap<ArrayBufferLike, number>();
 /** Writes pending in all connections: 0 nearly always, and then reads skip the lookup. */
 let asyncTotal = 0;
 
+/**
+ * Read buffers for idle connections, one per size, shared: a read into one
+ * is copied into a buffer of the connection's own before anything else
+ * runs (reads are delivered one at a time), so no two connections ever
+ * hold data in it at once.
+ */
+const idleBuffers = new Map<number, Buffer>();
+/** Buffers given back so far (tests). */
+let released = 0;
+export function releasedBufferCount(): number {
+  return released;
+}
+function idleBuffer(size: number): Buffer {
+  let b = idleBuffers.get(size);
+  if (b === undefined) idleBuffers.set(size, (b = Buffer.allocUnsafe(size)));
+  return b;
+}
+
 function afterAsyncWrite(this: WriteReq, status: number): void {
   const conn = this.conn!;
   const buf = this.buffer!;
@@ -166,6 +184,8 @@ export class Conn {
   private paused = false;
   private started = false;
   private eof = false;
+  /** Reading into the shared idle buffer (releaseBuffer). */
+  private idle = false;
 
   /**
    * `readBufferSize`: every connection holds one read buffer for its life
@@ -207,9 +227,38 @@ export class Conn {
     return (this.sock as unknown as { _handle: unknown })._handle !== this.raw;
   }
 
+  /**
+   * Give the read buffer back while the connection idles (a keep-alive
+   * client between requests): reads land in a shared buffer until data
+   * comes, which is then copied into a new one of its own. Memory per idle
+   * connection is then the socket's, not another readBufferSize. Not while
+   * a write still sends bytes of the buffer.
+   */
+  releaseBuffer(): void {
+    const h = this.raw;
+    const own = this.rbuf;
+    if (h === null || own === null || this.idle || this.gone()) return;
+    if (asyncTotal !== 0 && inFlight.has(own.buffer)) return;
+    this.idle = true;
+    released++;
+    this.rbuf = idleBuffer(this.readBufferSize);
+    h.useUserBuffer(this.rbuf);
+  }
+
   private onRead(): Buffer | undefined {
     const n = state[K_READ]!;
     if (n > 0) {
+      if (this.idle) {
+        // First bytes after idling: out of the shared buffer at once.
+        this.idle = false;
+        const own = Buffer.allocUnsafe(this.readBufferSize);
+        this.rbuf!.copy(own, 0, 0, n);
+        this.rbuf = own;
+        if (this.gone()) return own;
+        const kept = this.sink.onData(own.subarray(0, n));
+        if (kept || (asyncTotal !== 0 && inFlight.has(own.buffer))) this.rbuf = Buffer.allocUnsafe(this.readBufferSize);
+        return this.rbuf;
+      }
       const buf = this.rbuf!;
       if (this.gone()) return undefined;
       const kept = this.sink.onData(buf.subarray(0, n));

@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
-import { rawIoEnabled, useRawIo } from '../../src/proxy/sockio.js';
+import { rawIoEnabled, releasedBufferCount, useRawIo } from '../../src/proxy/sockio.js';
 import { TestBackends, TestMachine, withProxy, echo, sleep, web } from './helpers.js';
 
 /*
@@ -124,3 +124,39 @@ for (const raw of [true, false]) {
     }
   });
 }
+
+test('idle keep-alive clients give their read buffer back; their next requests, arriving together, keep their own bytes', { skip: !rawIoEnabled() && 'raw socket path off' }, async () => {
+  const b = new TestBackends().add('alpha', await new TestMachine('m1', [web(80)], echo('m1')).up());
+  // Short timeouts make the proxy's sweep (which releases buffers) run every 100 ms.
+  await withProxy(b, { releaseIdleBufferMs: 50, headersTimeoutMs: 400 }, async (port) => {
+    const clients = await Promise.all(
+      Array.from({ length: 6 }, () => new Promise<Socket>((resolve, reject) => {
+        const s = connect(port, '127.0.0.1', () => resolve(s));
+        s.on('error', reject);
+      })),
+    );
+    const ask = (s: Socket, body: string) =>
+      new Promise<{ url: string; body: string }>((resolve) => {
+        let out = '';
+        const onData = (c: Buffer) => {
+          out += c.toString('latin1');
+          const m = /\r\n\r\n(\{.*\})$/s.exec(out);
+          if (m) {
+            s.off('data', onData);
+            resolve(JSON.parse(m[1]!));
+          }
+        };
+        s.on('data', onData);
+        s.write(`POST /${body} HTTP/1.1\r\nHost: alpha.localhost\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+      });
+    const first = await Promise.all(clients.map((s, i) => ask(s, `first-${i}`)));
+    assert.deepEqual(first.map((r) => r.body), clients.map((_, i) => `first-${i}`));
+    const before = releasedBufferCount();
+    await sleep(600);
+    assert.ok(releasedBufferCount() - before >= clients.length, `every idle client gave its buffer back (${releasedBufferCount() - before})`);
+    // All at once: their reads land in the one shared idle buffer, one after another.
+    const second = await Promise.all(clients.map((s, i) => ask(s, `second-${i}-${'x'.repeat(i * 500)}`)));
+    assert.deepEqual(second.map((r) => `${r.url} ${r.body}`), clients.map((_, i) => `/second-${i}-${'x'.repeat(i * 500)} second-${i}-${'x'.repeat(i * 500)}`));
+    for (const s of clients) s.destroy();
+  });
+});
