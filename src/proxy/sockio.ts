@@ -188,9 +188,9 @@ export class Conn {
   private idle = false;
 
   /**
-   * `readBufferSize`: every connection holds one read buffer for its life
-   * (idle keep-alive ones too), so its size is memory per connection
-   * against reads per large body.
+   * `readBufferSize`: a connection holds one read buffer while it is in use
+   * (until releaseBuffer), so its size is memory per connection against
+   * reads per large body.
    */
   constructor(
     readonly sock: Socket,
@@ -248,25 +248,22 @@ export class Conn {
   private onRead(): Buffer | undefined {
     const n = state[K_READ]!;
     if (n > 0) {
+      // The buffer to read into next, when it is not the one just read into.
+      let next: Buffer | undefined;
       if (this.idle) {
         // First bytes after idling: out of the shared buffer at once.
         this.idle = false;
-        const own = Buffer.allocUnsafe(this.readBufferSize);
-        this.rbuf!.copy(own, 0, 0, n);
-        this.rbuf = own;
-        if (this.gone()) return own;
-        const kept = this.sink.onData(own.subarray(0, n));
-        if (kept || (asyncTotal !== 0 && inFlight.has(own.buffer))) this.rbuf = Buffer.allocUnsafe(this.readBufferSize);
-        return this.rbuf;
+        next = Buffer.allocUnsafe(this.readBufferSize);
+        this.rbuf!.copy(next, 0, 0, n);
+        this.rbuf = next;
       }
       const buf = this.rbuf!;
-      if (this.gone()) return undefined;
+      if (this.gone()) return next;
       const kept = this.sink.onData(buf.subarray(0, n));
       if (kept || (asyncTotal !== 0 && inFlight.has(buf.buffer))) {
-        this.rbuf = Buffer.allocUnsafe(this.readBufferSize);
-        return this.rbuf;
+        this.rbuf = next = Buffer.allocUnsafe(this.readBufferSize);
       }
-      return undefined;
+      return next;
     }
     if (n === 0) return undefined;
     if (n !== UV_EOF) {
