@@ -26,6 +26,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Session } from 'node:inspector/promises';
 import { run } from '../../src/shared/process.js';
+import { freePort, startNginx } from './nginx.js';
 import { startTestDaemon, type TestDaemon } from '../../test/helpers/daemon.js';
 import { pushBusybox, waitState } from '../../test/helpers/machines.js';
 import { call } from '../../test/proxy/helpers.js';
@@ -52,14 +53,6 @@ const median = (xs: number[]) => {
 };
 const APP = 'pxbench';
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
 interface WrkResult { rps: number; p50: number; p99: number; errors: number; requests: number; cpuUsPerReq?: number }
 
 function toMs(v: string): number {
@@ -80,37 +73,6 @@ async function wrk(url: string, host: string): Promise<WrkResult> {
   const errors = non2xx + (sockErr ? sockErr.slice(1).map(Number).reduce((a, b) => a + b, 0) : 0);
   if (!Number.isFinite(rps)) throw new Error(`cannot read wrk output:\n${out}`);
   return { rps, p50, p99, errors, requests };
-}
-
-/** nginx with a temp prefix; `http` is the body of its http {} block. */
-async function startNginx(dir: string, http: string, port: number): Promise<ChildProcess> {
-  mkdirSync(dir, { recursive: true });
-  const conf = `worker_processes 1;
-daemon off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fcgi; uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
-  ${http}
-}
-`;
-  writeFileSync(join(dir, 'nginx.conf'), conf);
-  const child = spawn('nginx', ['-p', dir, '-c', join(dir, 'nginx.conf')], { stdio: ['ignore', 'ignore', 'inherit'] });
-  const end = Date.now() + 10_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`nginx exited (${child.exitCode}); see ${dir}/error.log`);
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = createServer();
-      s.once('error', () => resolve(true)); // port taken → nginx is up
-      s.listen(port, '127.0.0.1', () => s.close(() => resolve(false)));
-    });
-    if (ok) return child;
-    if (Date.now() > end) throw new Error('nginx did not start listening');
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 const reverseProxy = (listen: number, backend: number) => `

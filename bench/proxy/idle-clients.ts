@@ -7,13 +7,14 @@
  *
  *   npx tsc -p . && node dist/bench/proxy/idle-clients.js [N]
  */
-import { fork, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { fork } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort, startNginx } from './nginx.js';
 
 interface Report { port?: number; rss?: number; arrayBuffers?: number; released?: number }
 
@@ -43,17 +44,9 @@ if (process.argv[2] === '--proxy') {
 } else {
   const N = Number(process.argv[2] ?? 5000);
   const dir = mkdtempSync(join(tmpdir(), 'hangar-idle-bench-'));
-  const backendPort = 19181;
-  writeFileSync(
-    join(dir, 'nginx.conf'),
-    `worker_processes 1; daemon off; pid ${dir}/nginx.pid; error_log ${dir}/error.log warn;
-events { worker_connections 20000; }
-http { access_log off; client_body_temp_path ${dir}/b; proxy_temp_path ${dir}/p; fastcgi_temp_path ${dir}/f; uwsgi_temp_path ${dir}/u; scgi_temp_path ${dir}/s;
-  server { listen 127.0.0.1:${backendPort}; location / { return 200 "hello, world\\n"; } } }`,
-  );
-  const backend = spawn('nginx', ['-p', dir, '-c', join(dir, 'nginx.conf')], { stdio: 'inherit' });
+  const backendPort = await freePort();
+  const backend = await startNginx(dir, `server { listen 127.0.0.1:${backendPort}; location / { return 200 "hello, world\\n"; } }`, backendPort);
   try {
-    await sleep(500);
     for (const [label, releaseMs] of [['released after 1 s idle (default)', 1_000], ['kept (released after an hour)', 3_600_000]] as const) {
       const proxy = fork(fileURLToPath(import.meta.url), ['--proxy', String(backendPort), String(releaseMs)], { execArgv: ['--expose-gc'] });
       const next = () => new Promise<Report>((resolve) => proxy.once('message', (m) => resolve(m as Report)));

@@ -146,14 +146,15 @@ export class RootfsCache {
     this.budget = options.budgetBytes ?? 20 * 1024 ** 3;
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     const idleMs = options.keepTreeIdleMs ?? 30 * 60_000;
+    const keepTrees = options.keepTrees ?? 2;
     this.kept = new KeptTrees(this.dir, {
-      max: options.keepTrees ?? 2,
+      max: keepTrees,
       minLayerBytes: options.keepMinLayerBytes ?? 1 << 20,
       maxTreeBytes: options.keepTreeMaxBytes ?? Math.floor(totalmem() / 8),
       idleMs,
     });
     for (const scratch of this.scratchBases()) KeptTrees.removeOrphans(scratch);
-    if ((options.keepTrees ?? 2) > 0) {
+    if (keepTrees > 0) {
       this.expiry = setInterval(() => this.kept.expire(this.scratchBases()), Math.min(Math.max(idleMs / 2, 50), 60_000));
       this.expiry.unref();
     }

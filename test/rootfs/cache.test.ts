@@ -206,6 +206,9 @@ test('aborting an acquire stops the conversion and leaves no entry', async () =>
   }
 });
 
+/** How many lower layers a conversion took from a kept tree (its image.json stats). */
+const reusedLayers = (imagePath: string) => JSON.parse(readFileSync(join(dirname(imagePath), 'image.json'), 'utf8')).stats.reusedLayers as number;
+
 test('a redeploy unpacks only its new top layers: the kept lower tree is cloned, never changed', async () => {
   const t = tempDir();
   const mounts: Array<{ unmount: () => void }> = [];
@@ -224,7 +227,6 @@ test('a redeploy unpacks only its new top layers: the kept lower tree is cloned,
     const options = { localStore: ociLayoutStore(layout), scratchDir: scratch, keepMinLayerBytes: 10_000 };
     const cache = new RootfsCache({ dataDir: join(t.dir, 'data'), ...options });
     const fresh = new RootfsCache({ dataDir: join(t.dir, 'fresh'), ...options, keepTrees: 0 });
-    const reusedLayers = (imagePath: string) => JSON.parse(readFileSync(join(dirname(imagePath), 'image.json'), 'utf8')).stats.reusedLayers as number;
     const contents = (imagePath: string, name: string) => {
       const m = mountErofs(imagePath, join(t.dir, 'mnt', name));
       mounts.push(m);
@@ -281,7 +283,7 @@ test('kept trees: one no conversion used for the idle time is dropped; one over 
     const capped = new RootfsCache({ dataDir: join(t.dir, 'd2'), ...options, scratchDir: capScratch, keepTreeMaxBytes: 10_000 });
     const a = await capped.acquire('app:a');
     assert.deepEqual(keptIn(capScratch), [], 'a base tree larger than the cap is not kept');
-    assert.equal(JSON.parse(readFileSync(join(dirname(a.imagePath), 'image.json'), 'utf8')).stats.reusedLayers, 0);
+    assert.equal(reusedLayers(a.imagePath), 0);
     capped.close();
   } finally {
     t.cleanup();
@@ -306,7 +308,7 @@ test('a kept tree that anyone else could have written is never used', async () =
     chmodSync(join(scratch, `hangar-rootfs-kept-${id}`), 0o777);
     const cache = new RootfsCache({ dataDir, localStore: ociLayoutStore(layout), scratchDir: scratch, keepMinLayerBytes: 10_000 });
     const a = await cache.acquire('app:a');
-    assert.equal(JSON.parse(readFileSync(join(dirname(a.imagePath), 'image.json'), 'utf8')).stats.reusedLayers, 0);
+    assert.equal(reusedLayers(a.imagePath), 0);
     const m = mountErofs(a.imagePath, join(t.dir, 'mnt'));
     try {
       assert.equal(existsSync(join(m.dir, 'etc', 'planted')), false);
